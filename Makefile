@@ -1,0 +1,53 @@
+# Warren's one task runner: CI runs exactly `make test` (through .ci/run).
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+CARGO ?= cargo
+# Build outputs that survive between runs on one machine live in gitignored folders.
+export WARREN_CACHE ?= $(CURDIR)/.cache
+# Debian packages the tests use as real peers and tools.
+DEB_PACKAGES := stunnel4 socat iperf3 curl iptables iproute2 openssl procps psmisc
+
+.PHONY: all demo test deps lint build unit e2e-bins crds bench fmt clean
+
+all: build
+
+## demo: run Warren end to end on this machine (loopback), then stop.
+demo: build
+	bash docs/demo.sh
+
+## test: install what the tests need, then run every test.
+test: deps lint build e2e-bins
+	$(CARGO) test --workspace --locked -- --test-threads=2
+
+## deps: install the Debian packages the tests use (root, apt-get).
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+build:
+	$(CARGO) build --workspace --locked --bins
+
+## e2e-bins: build (or reuse) etcd, kube-apiserver, kubectl and helm from upstream Go modules.
+e2e-bins:
+	bash e2e/build.sh
+
+## crds: regenerate crds/ from the Rust types.
+crds:
+	$(CARGO) run -q -p warren-operator --bin crdgen > crds/warren.dev_tunnelroutes.yaml
+
+## bench: compare Warren with stunnel and other peers; writes docs/benchmarks.md.
+bench:
+	bash bench/run.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
