@@ -7,12 +7,14 @@
 //!   its ClientHello (specified in `docs/protocol.md`).
 //! - [`identity`]: the client identity taken from its certificate (SPIFFE URI SAN, DNS SANs).
 //! - [`policy`]: routes, their compiled index, and the deterministic decision for one connection.
+//! - [`verdict`]: the server's first answer after the handshake: connected, or why not.
 #![forbid(unsafe_code)]
 
 pub mod destination;
 pub mod identity;
 pub mod policy;
 pub mod token;
+pub mod verdict;
 
 pub use destination::{Destination, DestinationParseError};
 pub use identity::ClientIdentity;
