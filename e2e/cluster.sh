@@ -90,16 +90,17 @@ EOF
 
 # --- supervisor (runs detached, in its own session) ---------------------------------------
 children=()
+# Stops the children newest first (kube-apiserver before etcd: without etcd its graceful
+# shutdown stalls), each with up to 5 s to exit cleanly before SIGKILL.
 teardown() {
-  local pid i
-  for pid in "${children[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for i in $(seq 1 100); do # up to 10 s for a clean exit, then SIGKILL
-    local alive=0
-    for pid in "${children[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break
-    sleep 0.1
+  local i j pid
+  for ((i = ${#children[@]} - 1; i >= 0; i--)); do
+    pid="${children[$i]}"
+    kill -TERM "$pid" 2>/dev/null || continue
+    for j in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
   done
-  for pid in "${children[@]}"; do kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   children=()
 }
 
@@ -164,7 +165,9 @@ supervise() { # DIR BIN WATCH_PID(0 = none)
   done
   while [ "$stop" = 0 ]; do
     if [ "$watch" != 0 ] && ! kill -0 "$watch" 2>/dev/null; then break; fi
-    sleep 1
+    # `wait` (unlike a foreground sleep) returns as soon as a trapped signal arrives.
+    sleep 1 &
+    wait $! || true
   done
   teardown
   [ "${WARREN_E2E_KEEP:-0}" = 1 ] || rm -rf "$d"

@@ -11,9 +11,9 @@ use kube::api::{ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
-use crate::paths::{binary, bin_dir, e2e_dir};
-use crate::process::{Output, run};
 use crate::Error;
+use crate::paths::{bin_dir, binary, e2e_dir};
+use crate::process::{Output, run};
 
 /// Start-up is bounded by the script (180 s for /readyz); this is the outer bound on top.
 const START_TIMEOUT: Duration = Duration::from_secs(300);
@@ -191,7 +191,10 @@ impl TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         if let Err(e) = self.stop() {
-            eprintln!("warren-e2e: stopping the cluster in {}: {e}", self.dir.display());
+            eprintln!(
+                "warren-e2e: stopping the cluster in {}: {e}",
+                self.dir.display()
+            );
         }
     }
 }
