@@ -7,12 +7,12 @@ export WARREN_CACHE ?= $(CURDIR)/.cache
 # Debian packages the tests use as real peers and tools.
 DEB_PACKAGES := stunnel4 socat iperf3 curl iptables iproute2 openssl procps psmisc
 
-.PHONY: all demo test deps lint build unit e2e-bins crds bench fmt clean
+.PHONY: all demo test deps lint build e2e-bins crds fuzz bench fmt clean
 
 all: build
 
 ## demo: run Warren end to end on this machine (loopback), then stop.
-demo: build
+demo: deps build
 	bash docs/demo.sh
 
 ## test: install what the tests need, then run every test.
@@ -41,6 +41,14 @@ e2e-bins:
 ## crds: regenerate crds/ from the Rust types.
 crds:
 	$(CARGO) run -q -p warren-operator --bin crdgen > crds/warren.dev_tunnelroutes.yaml
+
+## fuzz: run each cargo-fuzz target for FUZZ_SECONDS (default 60) from its committed seeds.
+FUZZ_SECONDS ?= 60
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd sidecar/fuzz && for target in token_decode alpn_list; do \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none $$target seeds/$$target -- -max_total_time=$(FUZZ_SECONDS); \
+	done
 
 ## bench: compare Warren with stunnel and other peers; writes docs/benchmarks.md.
 bench:
