@@ -18,6 +18,9 @@ source "$here/versions.env"
 cache="${WARREN_CACHE:-$here/../.cache}"
 mkdir -p "$cache/e2e"
 cache="$(cd "$cache" && pwd)"
+# One build at a time per cache (two `make test` runs side by side would race on the rename).
+exec 9>"$cache/e2e/.build.lock"
+flock 9
 
 export CGO_ENABLED=0 GOTOOLCHAIN="${GOTOOLCHAIN:-local}" GOFLAGS="-mod=readonly -buildvcs=false"
 command -v go >/dev/null || { echo "e2e/build.sh: go not found on PATH (need Go >= 1.26)" >&2; exit 1; }
@@ -88,4 +91,9 @@ build helm helm helm.sh/helm/v3/cmd/helm "$helm_ldflags"
 
 ln -sfn "$key/bin" "$cache/e2e/bin.tmp"
 mv -T "$cache/e2e/bin.tmp" "$cache/e2e/bin"
+# Older keys are ~250 MB each and unused once the pointer moved (running processes keep their
+# deleted executables).
+for old in "$cache"/e2e/k8s-*; do
+  [ "$old" = "$dir" ] || rm -rf "$old"
+done
 echo "e2e/build.sh: binaries ready in $cache/e2e/bin -> $key/bin ($(($(date +%s) - total_start))s)"

@@ -93,11 +93,11 @@ children=()
 # Stops the children newest first (kube-apiserver before etcd: without etcd its graceful
 # shutdown stalls), each with up to 5 s to exit cleanly before SIGKILL.
 teardown() {
-  local i j pid
+  local i pid
   for ((i = ${#children[@]} - 1; i >= 0; i--)); do
     pid="${children[$i]}"
     kill -TERM "$pid" 2>/dev/null || continue
-    for j in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
@@ -218,9 +218,9 @@ cmd_stop() {
   fi
   # Fallback when the supervisor is gone or stuck: kill what it started.
   for f in etcd.pid apiserver.pid; do
-    [ -f "$d/$f" ] && kill -KILL "$(cat "$d/$f")" 2>/dev/null || true
+    if [ -f "$d/$f" ]; then kill -KILL "$(cat "$d/$f")" 2>/dev/null || true; fi
   done
-  [ "$sup" != 0 ] && kill -KILL "$sup" 2>/dev/null || true
+  if [ "$sup" != 0 ]; then kill -KILL "$sup" 2>/dev/null || true; fi
   [ "${WARREN_E2E_KEEP:-0}" = 1 ] || rm -rf "$d"
 }
 
