@@ -23,6 +23,8 @@ exec 9>"$cache/e2e/.build.lock"
 flock 9
 
 export CGO_ENABLED=0 GOTOOLCHAIN="${GOTOOLCHAIN:-local}" GOFLAGS="-mod=readonly -buildvcs=false"
+# The image installs Go in /usr/local/go; a login-less environment may not have it on PATH.
+command -v go >/dev/null || [ ! -x /usr/local/go/bin/go ] || PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || { echo "e2e/build.sh: go not found on PATH (need Go >= 1.26)" >&2; exit 1; }
 
 inputs_hash() {
