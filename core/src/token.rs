@@ -77,7 +77,10 @@ pub enum TokenError {
     #[error("more than one destination token")]
     Duplicate,
     /// The ClientHello has a token but does not offer [`ALPN_PROTOCOL`].
-    #[error("token without the {:?} protocol id", String::from_utf8_lossy(ALPN_PROTOCOL))]
+    #[error(
+        "token without the {:?} protocol id",
+        String::from_utf8_lossy(ALPN_PROTOCOL)
+    )]
     MissingProtocolId,
 }
 
@@ -118,7 +121,9 @@ pub fn encode(dest: &Destination) -> Result<Vec<u8>, TokenError> {
 /// Decodes one token. Never panics, whatever the input.
 pub fn decode(token: &[u8]) -> Result<Destination, TokenError> {
     let rest = token.strip_prefix(MAGIC).ok_or(TokenError::NotAToken)?;
-    let (&version, rest) = rest.split_first().ok_or(TokenError::BadLength { len: token.len() })?;
+    let (&version, rest) = rest
+        .split_first()
+        .ok_or(TokenError::BadLength { len: token.len() })?;
     if version != VERSION {
         return Err(TokenError::UnsupportedVersion(version));
     }
@@ -136,15 +141,21 @@ pub fn decode(token: &[u8]) -> Result<Destination, TokenError> {
     match *kind {
         KIND_IPV4 => {
             let octets: [u8; 4] = address.try_into().map_err(|_| bad_length())?;
-            Ok(Destination::Ip(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(octets)), port)))
+            Ok(Destination::Ip(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::from(octets)),
+                port,
+            )))
         }
         KIND_IPV6 => {
             let octets: [u8; 16] = address.try_into().map_err(|_| bad_length())?;
-            Ok(Destination::Ip(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(octets)), port)))
+            Ok(Destination::Ip(SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::from(octets)),
+                port,
+            )))
         }
         KIND_NAME => {
-            let host = std::str::from_utf8(address)
-                .map_err(|_| TokenError::InvalidName("not ASCII"))?;
+            let host =
+                std::str::from_utf8(address).map_err(|_| TokenError::InvalidName("not ASCII"))?;
             validate_dns_name(host).map_err(TokenError::InvalidName)?;
             Ok(Destination::Name {
                 host: host.to_owned(),

@@ -124,10 +124,10 @@ impl PolicyIndex {
         let mut consider = |candidates: &[u32]| {
             for &i in candidates {
                 let entry = &self.entries[i as usize];
-                if let Some(rank) = entry.rank(&id, port) {
-                    if best.as_ref().is_none_or(|(b, _)| rank > *b) {
-                        best = Some((rank, entry));
-                    }
+                if let Some(rank) = entry.rank(&id, port)
+                    && best.as_ref().is_none_or(|(b, _)| rank > *b)
+                {
+                    best = Some((rank, entry));
                 }
             }
         };

@@ -8,10 +8,7 @@ fn dest(s: &str) -> Destination {
 #[test]
 fn golden_vectors() {
     let cases: [(&str, &[u8]); 3] = [
-        (
-            "10.1.2.3:443",
-            b"wdst\x01\x04\x01\xbb\x0a\x01\x02\x03",
-        ),
+        ("10.1.2.3:443", b"wdst\x01\x04\x01\xbb\x0a\x01\x02\x03"),
         (
             "[fd00::1]:8080",
             b"wdst\x01\x06\x1f\x90\xfd\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01",
@@ -41,13 +38,31 @@ fn rejects_malformed_tokens() {
     let cases: [(&[u8], TokenError); 9] = [
         (b"h2", TokenError::NotAToken),
         (b"wdst", TokenError::BadLength { len: 4 }),
-        (b"wdst\x02\x04\x01\xbb\x0a\x01\x02\x03", TokenError::UnsupportedVersion(2)),
-        (b"wdst\x01\x05\x01\xbb\x0a\x01\x02\x03", TokenError::UnknownKind(5)),
-        (b"wdst\x01\x04\x01\xbb\x0a\x01\x02", TokenError::BadLength { len: 11 }),
-        (b"wdst\x01\x04\x01\xbb\x0a\x01\x02\x03\x04", TokenError::BadLength { len: 13 }),
-        (b"wdst\x01\x04\x00\x00\x0a\x01\x02\x03", TokenError::ZeroPort),
+        (
+            b"wdst\x02\x04\x01\xbb\x0a\x01\x02\x03",
+            TokenError::UnsupportedVersion(2),
+        ),
+        (
+            b"wdst\x01\x05\x01\xbb\x0a\x01\x02\x03",
+            TokenError::UnknownKind(5),
+        ),
+        (
+            b"wdst\x01\x04\x01\xbb\x0a\x01\x02",
+            TokenError::BadLength { len: 11 },
+        ),
+        (
+            b"wdst\x01\x04\x01\xbb\x0a\x01\x02\x03\x04",
+            TokenError::BadLength { len: 13 },
+        ),
+        (
+            b"wdst\x01\x04\x00\x00\x0a\x01\x02\x03",
+            TokenError::ZeroPort,
+        ),
         (b"wdst\x01d\x00\x50", TokenError::InvalidName("empty name")),
-        (b"wdst\x01d\x00\x50Bad.Name", TokenError::InvalidName("characters other than a-z, 0-9, '-' and '_'")),
+        (
+            b"wdst\x01d\x00\x50Bad.Name",
+            TokenError::InvalidName("characters other than a-z, 0-9, '-' and '_'"),
+        ),
     ];
     for (bytes, want) in cases {
         assert_eq!(decode(bytes), Err(want.clone()), "{bytes:?}");
