@@ -2,6 +2,20 @@
 //!
 //! - [`api`]: the `TunnelRoute` custom resource (`warren.dev/v1alpha1`), the one definition
 //!   shared by the tunnel server's file and Kubernetes policy sources and by the controller.
+//! - [`crd_yaml`]: the generated CRD manifest (`crds/` holds it; a test keeps it in sync).
 #![forbid(unsafe_code)]
 
 pub mod api;
+
+use kube::CustomResourceExt;
+
+/// The header of generated CRD files.
+pub const GENERATED_HEADER: &str =
+    "# Generated from operator/src/api by `make crds` (the crdgen binary). DO NOT EDIT.\n";
+
+/// The TunnelRoute CRD as YAML, with the generated-file header.
+pub fn crd_yaml() -> String {
+    let yaml = serde_yaml::to_string(&api::TunnelRoute::crd())
+        .expect("a CRD always serializes to YAML");
+    format!("{GENERATED_HEADER}{yaml}")
+}

@@ -1,2 +1,6 @@
-//! Prints Warren's CustomResourceDefinitions as YAML.
-fn main() {}
+//! Prints Warren's CustomResourceDefinitions as YAML (`make crds` writes them to `crds/`).
+use warren_operator::crd_yaml;
+
+fn main() {
+    print!("{}", crd_yaml());
+}

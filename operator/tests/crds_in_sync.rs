@@ -1,0 +1,11 @@
+//! `crds/` must be what the Rust types generate.
+
+#[test]
+fn committed_crds_match_the_types() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/warren.dev_tunnelroutes.yaml");
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == warren_operator::crd_yaml(),
+        "{path} is stale or missing: run `make crds` and commit the result"
+    );
+}
