@@ -161,7 +161,10 @@ impl TestCluster {
     /// [`TestCluster::kubectl`] with `stdin` fed to it (e.g. `apply -f -`).
     pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<String, Error> {
         let mut cmd = Command::new(binary("kubectl")?);
-        cmd.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
+        cmd.env("KUBECACHEDIR", self.dir.join("kube-cache"))
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args);
         Ok(run(cmd, stdin, TOOL_TIMEOUT)?.stdout)
     }
 
@@ -169,7 +172,9 @@ impl TestCluster {
     pub fn helm(&self, args: &[&str]) -> Result<String, Error> {
         let mut cmd = Command::new(binary("helm")?);
         let home = self.dir.join("helm");
+        // Discovery caches go to the data dir too, not to ~/.kube/cache.
         cmd.env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", self.dir.join("kube-cache"))
             .env("HELM_CACHE_HOME", home.join("cache"))
             .env("HELM_CONFIG_HOME", home.join("config"))
             .env("HELM_DATA_HOME", home.join("data"))
