@@ -15,7 +15,7 @@ pub const GENERATED_HEADER: &str =
 
 /// The TunnelRoute CRD as YAML, with the generated-file header.
 pub fn crd_yaml() -> String {
-    let yaml = serde_yaml::to_string(&api::TunnelRoute::crd())
-        .expect("a CRD always serializes to YAML");
+    let yaml =
+        serde_yaml::to_string(&api::TunnelRoute::crd()).expect("a CRD always serializes to YAML");
     format!("{GENERATED_HEADER}{yaml}")
 }

@@ -2,7 +2,10 @@
 
 #[test]
 fn committed_crds_match_the_types() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/warren.dev_tunnelroutes.yaml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crds/warren.dev_tunnelroutes.yaml"
+    );
     let committed = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
         committed == warren_operator::crd_yaml(),

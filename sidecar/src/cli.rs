@@ -150,16 +150,22 @@ pub struct ClientArgs {
     pub key: PathBuf,
 
     /// Tunnel connections that iptables redirected here, to their original destination.
-    #[arg(long, env = "WARREN_TRANSPARENT", conflicts_with = "connect", required_unless_present = "connect")]
+    #[arg(
+        long,
+        env = "WARREN_TRANSPARENT",
+        conflicts_with_all = ["connect", "plain"],
+        required_unless_present_any = ["connect", "plain"]
+    )]
     pub transparent: bool,
 
     /// Tunnel every connection to this fixed HOST:PORT destination (like stunnel's
     /// `client = yes` + `connect`); the server's policy still decides.
-    #[arg(long, env = "WARREN_CONNECT")]
+    #[arg(long, env = "WARREN_CONNECT", conflicts_with = "plain")]
     pub connect: Option<String>,
 
-    /// Plain TLS toward a non-Warren TLS server (e.g. stunnel): no destination token, no verdict.
-    #[arg(long, env = "WARREN_PLAIN", requires = "connect")]
+    /// Plain TLS toward a non-Warren TLS server (e.g. a stunnel `accept` service), which picks
+    /// the destination itself: no destination token, no verdict.
+    #[arg(long, env = "WARREN_PLAIN")]
     pub plain: bool,
 
     /// Shared client/server options.

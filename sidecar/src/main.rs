@@ -1,18 +1,20 @@
 //! The `warren` binary: parses flags, then hands over to the library.
-use clap::Parser;
-use warren::cli::{Cli, Command};
+use std::process::ExitCode;
 
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Init(args) => warren::init::run(args),
-        Command::Server(_) | Command::Client(_) => Err(anyhow::anyhow!("not built yet")),
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
+use clap::Parser;
+use warren::cli::Cli;
+use warren::run::ExitStatus;
+
+fn main() -> ExitCode {
+    match warren::run(Cli::parse()) {
+        ExitStatus::Ok => ExitCode::SUCCESS,
+        ExitStatus::Config(e) => {
             eprintln!("warren: {e:#}");
-            std::process::ExitCode::from(1)
+            ExitCode::from(2)
+        }
+        ExitStatus::Runtime(e) => {
+            eprintln!("warren: {e:#}");
+            ExitCode::from(1)
         }
     }
 }

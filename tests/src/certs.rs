@@ -73,7 +73,9 @@ impl TestCa {
         params.subject_alt_names = sans;
         params.extended_key_usages = vec![usage];
         let key = KeyPair::generate().expect("generate key");
-        let cert = params.signed_by(&key, &self.issuer).expect("sign certificate");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("sign certificate");
         let files = CertFiles {
             cert: dir.join(format!("{stem}.crt")),
             key: dir.join(format!("{stem}.key")),

@@ -7,3 +7,4 @@
 pub mod certs;
 pub mod echo;
 pub mod process;
+pub mod tunnel;

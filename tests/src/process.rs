@@ -83,14 +83,46 @@ impl Proc {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited ({status}) before listening on {addr}:\n{}", self.name, self.log());
+                panic!(
+                    "{} exited ({status}) before listening on {addr}:\n{}",
+                    self.name,
+                    self.log()
+                );
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("{} did not listen on {addr} within {timeout:?}:\n{}", self.name, self.log());
+        panic!(
+            "{} did not listen on {addr} within {timeout:?}:\n{}",
+            self.name,
+            self.log()
+        );
+    }
+
+    /// Waits until `ready` returns true, panicking with the log if the process exits or
+    /// `timeout` passes first.
+    pub fn wait_until(&mut self, what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{} exited ({status}) before {what}:\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+            if ready() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "{}: not {what} within {timeout:?}:\n{}",
+            self.name,
+            self.log()
+        );
     }
 
     /// Waits until the log contains `needle`, panicking with the log after `timeout`.
@@ -119,7 +151,11 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("{} still running after {timeout:?}:\n{}", self.name, self.log());
+        panic!(
+            "{} still running after {timeout:?}:\n{}",
+            self.name,
+            self.log()
+        );
     }
 
     /// Sends SIGTERM.
@@ -135,7 +171,12 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("---- {} log ({}) ----\n{}", self.name, self.log.display(), self.log());
+            eprintln!(
+                "---- {} log ({}) ----\n{}",
+                self.name,
+                self.log.display(),
+                self.log()
+            );
         }
     }
 }

@@ -30,7 +30,9 @@ impl TryFrom<&TunnelRoute> for Route {
         };
         let spec = &object.spec;
         if spec.destinations.is_empty() {
-            return Err(fail("spec.destinations: at least one destination is required".into()));
+            return Err(fail(
+                "spec.destinations: at least one destination is required".into(),
+            ));
         }
         let mut destinations = Vec::with_capacity(spec.destinations.len());
         for (i, d) in spec.destinations.iter().enumerate() {
@@ -40,10 +42,11 @@ impl TryFrom<&TunnelRoute> for Route {
                     cidr.parse()
                         .map_err(|_| fail(format!("{at}.cidr: {cidr:?} is not a CIDR")))?,
                 ),
-                (None, Some(host)) => TargetMatch::Host(
-                    HostPattern::parse(host)
-                        .ok_or_else(|| fail(format!("{at}.host: {host:?} is not a DNS name or *.suffix")))?,
-                ),
+                (None, Some(host)) => {
+                    TargetMatch::Host(HostPattern::parse(host).ok_or_else(|| {
+                        fail(format!("{at}.host: {host:?} is not a DNS name or *.suffix"))
+                    })?)
+                }
                 _ => return Err(fail(format!("{at}: give exactly one of cidr or host"))),
             };
             let ports = d
@@ -74,16 +77,22 @@ impl TryFrom<&TunnelRoute> for Route {
                 }
             }
             (RouteAction::Redirect, None) => {
-                return Err(fail("spec.redirect is required when action is Redirect".into()));
+                return Err(fail(
+                    "spec.redirect is required when action is Redirect".into(),
+                ));
             }
             (_, Some(_)) => {
-                return Err(fail("spec.redirect is only allowed when action is Redirect".into()));
+                return Err(fail(
+                    "spec.redirect is only allowed when action is Redirect".into(),
+                ));
             }
         };
         let clients = match &spec.clients {
             None => ClientSelector::AllInNamespace,
             Some(c) if c.service_accounts.is_empty() => {
-                return Err(fail("spec.clients.serviceAccounts: list at least one, or omit clients".into()));
+                return Err(fail(
+                    "spec.clients.serviceAccounts: list at least one, or omit clients".into(),
+                ));
             }
             Some(c) => ClientSelector::ServiceAccounts(c.service_accounts.clone()),
         };
@@ -145,10 +154,22 @@ spec:
         .unwrap();
         assert_eq!(route.namespace, "shop");
         assert_eq!(route.priority, 5);
-        assert_eq!(route.destinations[0].ports, vec![PortRange::single(443), PortRange { first: 8000, last: 8080 }]);
+        assert_eq!(
+            route.destinations[0].ports,
+            vec![
+                PortRange::single(443),
+                PortRange {
+                    first: 8000,
+                    last: 8080
+                }
+            ]
+        );
         assert_eq!(
             route.action,
-            Action::Redirect { host: "egress.internal".into(), port: Some(8443) }
+            Action::Redirect {
+                host: "egress.internal".into(),
+                port: Some(8443)
+            }
         );
     }
 
@@ -156,15 +177,42 @@ spec:
     fn explains_invalid_routes() {
         let base = "apiVersion: warren.dev/v1alpha1\nkind: TunnelRoute\nmetadata: {name: r, namespace: shop}\nspec:\n";
         let cases = [
-            ("  destinations: [{cidr: 10.0.0.0/33}]\n  action: Allow\n", "shop/r: spec.destinations[0].cidr"),
-            ("  destinations: [{cidr: 10.0.0.0/8, host: a.b}]\n  action: Allow\n", "exactly one of cidr or host"),
-            ("  destinations: [{host: \"a b\"}]\n  action: Allow\n", "spec.destinations[0].host"),
-            ("  destinations: [{cidr: 10.0.0.0/8, ports: [\"90-80\"]}]\n  action: Allow\n", "runs backwards"),
-            ("  destinations: [{cidr: 10.0.0.0/8, ports: [\"0\"]}]\n  action: Allow\n", "ports are 1-65535"),
-            ("  destinations: [{cidr: 10.0.0.0/8}]\n  action: Redirect\n", "spec.redirect is required"),
-            ("  destinations: [{cidr: 10.0.0.0/8}]\n  action: Deny\n  redirect: {host: a.b}\n", "only allowed"),
-            ("  destinations: []\n  action: Allow\n", "at least one destination"),
-            ("  destinations: [{cidr: 10.0.0.0/8}]\n  action: Sometimes\n", "unknown variant"),
+            (
+                "  destinations: [{cidr: 10.0.0.0/33}]\n  action: Allow\n",
+                "shop/r: spec.destinations[0].cidr",
+            ),
+            (
+                "  destinations: [{cidr: 10.0.0.0/8, host: a.b}]\n  action: Allow\n",
+                "exactly one of cidr or host",
+            ),
+            (
+                "  destinations: [{host: \"a b\"}]\n  action: Allow\n",
+                "spec.destinations[0].host",
+            ),
+            (
+                "  destinations: [{cidr: 10.0.0.0/8, ports: [\"90-80\"]}]\n  action: Allow\n",
+                "runs backwards",
+            ),
+            (
+                "  destinations: [{cidr: 10.0.0.0/8, ports: [\"0\"]}]\n  action: Allow\n",
+                "ports are 1-65535",
+            ),
+            (
+                "  destinations: [{cidr: 10.0.0.0/8}]\n  action: Redirect\n",
+                "spec.redirect is required",
+            ),
+            (
+                "  destinations: [{cidr: 10.0.0.0/8}]\n  action: Deny\n  redirect: {host: a.b}\n",
+                "only allowed",
+            ),
+            (
+                "  destinations: []\n  action: Allow\n",
+                "at least one destination",
+            ),
+            (
+                "  destinations: [{cidr: 10.0.0.0/8}]\n  action: Sometimes\n",
+                "unknown variant",
+            ),
         ];
         for (spec, want) in cases {
             let err = convert(&format!("{base}{spec}")).unwrap_err();
@@ -176,7 +224,10 @@ spec:
     fn route_files_are_checked_per_document() {
         let two = "---\napiVersion: warren.dev/v1alpha1\nkind: TunnelRoute\nmetadata: {name: a}\nspec: {destinations: [{cidr: 10.0.0.0/8}], action: Allow}\n---\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n";
         let err = parse_routes_yaml(two).unwrap_err().to_string();
-        assert!(err.contains("document 3") && err.contains("ConfigMap"), "{err}");
+        assert!(
+            err.contains("document 3") && err.contains("ConfigMap"),
+            "{err}"
+        );
         let dup = "apiVersion: warren.dev/v1alpha1\nkind: TunnelRoute\nmetadata: {name: a}\nspec: {destinations: [{cidr: 10.0.0.0/8}], action: Allow}\n---\napiVersion: warren.dev/v1alpha1\nkind: TunnelRoute\nmetadata: {name: a, namespace: default}\nspec: {destinations: [{cidr: 10.0.0.0/8}], action: Deny}\n";
         let err = parse_routes_yaml(dup).unwrap_err().to_string();
         assert!(err.contains("duplicate TunnelRoute default/a"), "{err}");

@@ -17,7 +17,9 @@ pub enum RoutesFileError {
         source: serde_yaml::Error,
     },
     /// A document is another kind or API version.
-    #[error("document {document}: expected apiVersion warren.dev/v1alpha1, kind TunnelRoute; found {api_version} {kind}")]
+    #[error(
+        "document {document}: expected apiVersion warren.dev/v1alpha1, kind TunnelRoute; found {api_version} {kind}"
+    )]
     WrongKind {
         /// 1-based document number.
         document: usize,

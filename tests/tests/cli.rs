@@ -1,0 +1,100 @@
+//! Bad configuration gets one clear error line naming the flag or file, and exit code 2.
+
+use std::process::Command;
+
+use warren_tests::process::{free_port, warren_bin};
+use warren_tests::tunnel::Pki;
+
+/// Runs `warren ARGS` to completion; returns (exit code, stderr).
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(warren_bin())
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run warren");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn server_args<'a>(pki: &'a Pki, listen: &'a str, cert: &'a str, key: &'a str) -> Vec<&'a str> {
+    vec![
+        "server",
+        "--listen",
+        listen,
+        "--cert",
+        cert,
+        "--key",
+        key,
+        "--client-ca",
+        pki.server.ca.to_str().unwrap(),
+    ]
+}
+
+fn assert_one_line_error(code: Option<i32>, stderr: &str, needles: &[&str]) {
+    assert_eq!(code, Some(2), "exit code; stderr: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr:?}");
+    }
+}
+
+#[test]
+fn bad_configuration_is_explained() {
+    let pki = Pki::new();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let cert = pki.server.cert.to_str().unwrap();
+    let key = pki.server.key.to_str().unwrap();
+    let client_key = pki.client.key.to_str().unwrap();
+    let missing = pki.path().join("missing.crt");
+    let missing = missing.to_str().unwrap();
+
+    let mut args = server_args(&pki, &listen, missing, key);
+    args.extend(["--connect", "127.0.0.1:9"]);
+    let (code, stderr) = run(&args);
+    assert_one_line_error(code, &stderr, &[missing, "No such file"]);
+
+    let mut args = server_args(&pki, &listen, cert, client_key);
+    args.extend(["--connect", "127.0.0.1:9"]);
+    let (code, stderr) = run(&args);
+    assert_one_line_error(code, &stderr, &[cert, client_key]);
+
+    let policy = pki.write(
+        "bad-routes.yaml",
+        "kind: TunnelRoute\nspec: {action: Sometimes}\n",
+    );
+    let mut args = server_args(&pki, &listen, cert, key);
+    args.extend(["--policy", policy.to_str().unwrap()]);
+    let (code, stderr) = run(&args);
+    assert_one_line_error(code, &stderr, &["policy file", policy.to_str().unwrap()]);
+
+    let mut args = server_args(&pki, &listen, cert, key);
+    args.extend(["--connect", "no-such-host.invalid:443"]);
+    let (code, stderr) = run(&args);
+    assert_one_line_error(code, &stderr, &["--connect", "no-such-host.invalid"]);
+
+    let (code, stderr) = run(&[
+        "client",
+        "--listen",
+        &listen,
+        "--server",
+        "no-such-host.invalid:443",
+        "--ca",
+        pki.client.ca.to_str().unwrap(),
+        "--cert",
+        pki.client.cert.to_str().unwrap(),
+        "--key",
+        client_key,
+        "--connect",
+        "127.0.0.1:9",
+    ]);
+    assert_one_line_error(code, &stderr, &["--server", "no-such-host.invalid"]);
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let mut args = server_args(&pki, &taken, cert, key);
+    args.extend(["--connect", "127.0.0.1:9"]);
+    let (code, stderr) = run(&args);
+    assert_one_line_error(code, &stderr, &["--listen", &taken]);
+}
