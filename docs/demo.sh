@@ -18,12 +18,13 @@ trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
+# Readiness through the admin listener: probing a tunnel port would itself open a tunnel.
+wait_ready() {
   for _ in $(seq 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+    curl -fs http://127.0.0.1:"$1"/readyz >/dev/null && return 0
     sleep 0.1
   done
-  echo "nothing listens on port $1" >&2; return 1
+  echo "nothing ready on admin port $1" >&2; return 1
 }
 
 step "A throwaway PKI: one CA, a server certificate, a client certificate for spiffe://cluster.local/ns/demo/sa/app"
@@ -41,6 +42,7 @@ ls -1 "$work"/*.crt
 
 echo_port=$(free_port); secret_port=$(free_port); server_port=$(free_port)
 admin_port=$(free_port); app_port=$(free_port); secret_app_port=$(free_port)
+client_admin=$(free_port); secret_client_admin=$(free_port)
 
 step "Two destinations on loopback: an echo service (:$echo_port) and a 'secret' one (:$secret_port)"
 socat TCP-LISTEN:"$echo_port",bind=127.0.0.1,fork,reuseaddr EXEC:cat & pids+=($!)
@@ -72,12 +74,12 @@ cat routes.yaml
 step "warren server on :$server_port (metrics on :$admin_port) and two warren clients"
 "$warren" server --listen 127.0.0.1:"$server_port" --cert server.crt --key server.key --client-ca ca.crt \
   --policy routes.yaml --metrics-addr 127.0.0.1:"$admin_port" 2> server.log & pids+=($!)
-wait_port "$server_port"
+wait_ready "$admin_port"
 "$warren" client --listen 127.0.0.1:"$app_port" --server 127.0.0.1:"$server_port" --server-name localhost \
-  --ca ca.crt --cert client.crt --key client.key --connect 127.0.0.1:"$echo_port" 2> client.log & pids+=($!)
+  --ca ca.crt --cert client.crt --key client.key --connect 127.0.0.1:"$echo_port" --metrics-addr 127.0.0.1:"$client_admin" 2> client.log & pids+=($!)
 "$warren" client --listen 127.0.0.1:"$secret_app_port" --server 127.0.0.1:"$server_port" --server-name localhost \
-  --ca ca.crt --cert client.crt --key client.key --connect 127.0.0.1:"$secret_port" 2> secret-client.log & pids+=($!)
-wait_port "$app_port"; wait_port "$secret_app_port"
+  --ca ca.crt --cert client.crt --key client.key --connect 127.0.0.1:"$secret_port" --metrics-addr 127.0.0.1:"$secret_client_admin" 2> secret-client.log & pids+=($!)
+wait_ready "$client_admin"; wait_ready "$secret_client_admin"
 
 step "Allowed: 1 MiB through the tunnel to the echo service and back"
 head -c 1048576 /dev/urandom > payload
