@@ -28,16 +28,10 @@ wait_ready() {
 }
 
 step "A throwaway PKI: one CA, a server certificate, a client certificate for spiffe://cluster.local/ns/demo/sa/app"
+# shellcheck source=scripts/pki.sh
+source "$root/scripts/pki.sh"
+make_pki "$work"
 cd "$work"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=warren-demo-ca \
-  -keyout ca.key -out ca.crt 2>/dev/null
-issue() { # name, subjectAltName, extendedKeyUsage
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" -keyout "$1.key" -out "$1.csr" 2>/dev/null
-  openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -out "$1.crt" \
-    -extfile <(printf 'subjectAltName=%s\nextendedKeyUsage=%s\n' "$2" "$3") 2>/dev/null
-}
-issue server "DNS:localhost,IP:127.0.0.1" serverAuth
-issue client "URI:spiffe://cluster.local/ns/demo/sa/app" clientAuth
 ls -1 "$work"/*.crt
 
 echo_port=$(free_port); secret_port=$(free_port); server_port=$(free_port)

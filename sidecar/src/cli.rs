@@ -168,6 +168,11 @@ pub struct ClientArgs {
     #[arg(long, env = "WARREN_PLAIN")]
     pub plain: bool,
 
+    /// Do not resume TLS sessions: every tunnel makes a full handshake (resumption saves the
+    /// server a signature and the client a certificate verification per new tunnel).
+    #[arg(long, env = "WARREN_NO_SESSION_RESUMPTION")]
+    pub no_session_resumption: bool,
+
     /// Shared client/server options.
     #[command(flatten)]
     pub common: CommonArgs,

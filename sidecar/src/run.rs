@@ -154,8 +154,9 @@ async fn run_client(args: ClientArgs) -> ExitStatus {
         allow_tls12: args.common.allow_tls12,
     };
     let interval = args.common.reload_interval;
+    let resume = !args.no_session_resumption;
     let tls = match reload::watch_files("tls", files.paths(), interval, move || {
-        files.client_config()
+        files.client_config(resume)
     }) {
         Ok(tls) => tls,
         Err(e) => return ExitStatus::Config(e.into()),

@@ -131,16 +131,22 @@ impl TlsFiles {
     }
 
     /// Builds the client configuration, without ALPN: the connection adds its token.
-    pub fn client_config(&self) -> Result<ClientConfig, TlsError> {
+    /// With `resume`, tickets from the server are kept so later tunnels skip the full handshake.
+    pub fn client_config(&self, resume: bool) -> Result<ClientConfig, TlsError> {
         let certs = load_certs(&self.cert)?;
         let key = load_key(&self.key)?;
         let roots: RootCertStore = load_roots(&self.ca)?;
-        let config = ClientConfig::builder_with_provider(provider())
+        let mut config = ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(versions(self.allow_tls12))
             .map_err(|e| self.rustls_error(e))?
             .with_root_certificates(roots)
             .with_client_auth_cert(certs, key)
             .map_err(|e| self.rustls_error(e))?;
+        config.resumption = if resume {
+            rustls::client::Resumption::in_memory_sessions(4096)
+        } else {
+            rustls::client::Resumption::disabled()
+        };
         Ok(config)
     }
 }
