@@ -6,5 +6,6 @@
 
 pub mod certs;
 pub mod echo;
+pub mod netns;
 pub mod process;
 pub mod tunnel;

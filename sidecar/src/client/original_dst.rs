@@ -13,7 +13,12 @@ use tokio::net::TcpStream;
 /// address; [`is_redirected`] tells the two apart.
 pub fn original_dst(tcp: &TcpStream) -> io::Result<SocketAddr> {
     let local = tcp.local_addr()?;
-    let destination = if local.is_ipv4() {
+    // A dual-stack listener sees IPv4 clients as v4-mapped IPv6: their conntrack entry is IPv4.
+    let ipv4 = match local.ip() {
+        std::net::IpAddr::V4(_) => true,
+        std::net::IpAddr::V6(ip) => ip.to_ipv4_mapped().is_some(),
+    };
+    let destination = if ipv4 {
         let raw = getsockopt(tcp, sockopt::OriginalDst)?;
         SocketAddr::V4(SocketAddrV4::from(SockaddrIn::from(raw)))
     } else {
@@ -26,5 +31,7 @@ pub fn original_dst(tcp: &TcpStream) -> io::Result<SocketAddr> {
 /// Whether `original` differs from the socket's local address: a connection made straight to
 /// the sidecar's port has itself as "original destination", and tunneling it would loop.
 pub fn is_redirected(tcp: &TcpStream, original: SocketAddr) -> bool {
-    tcp.local_addr().is_ok_and(|local| local != original)
+    let canonical = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+    tcp.local_addr()
+        .is_ok_and(|local| canonical(local) != canonical(original))
 }
