@@ -8,6 +8,6 @@ mod tunnel_route;
 pub use convert::RouteError;
 pub use routes_file::{RoutesFileError, parse_routes_yaml};
 pub use tunnel_route::{
-    ClientsSpec, DestinationSpec, RedirectSpec, RouteAction, TunnelRoute, TunnelRouteSpec,
-    TunnelRouteStatus,
+    ClientsSpec, DestinationSpec, PortSpec, RedirectSpec, RouteAction, TunnelRoute,
+    TunnelRouteSpec, TunnelRouteStatus,
 };

@@ -2,10 +2,12 @@
 //!
 //! - [`api`]: the `TunnelRoute` custom resource (`warren.dev/v1alpha1`), the one definition
 //!   shared by the tunnel server's file and Kubernetes policy sources and by the controller.
+//! - [`routes_watch`]: TunnelRoutes watched live and compiled, for the tunnel server.
 //! - [`crd_yaml`]: the generated CRD manifest (`crds/` holds it; a test keeps it in sync).
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod routes_watch;
 
 use kube::CustomResourceExt;
 

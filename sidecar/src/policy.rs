@@ -6,6 +6,7 @@
 //! watched from the Kubernetes API ([`kubernetes`]).
 
 pub mod file;
+pub mod kubernetes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -115,9 +115,13 @@ async fn run_server(args: ServerArgs) -> ExitStatus {
             }
         }
         (None, None, Some(_)) => {
-            return ExitStatus::Config(anyhow!(
-                "--policy-source kubernetes: not available in this build yet"
-            ));
+            let selector = args.route_selector.clone();
+            let trust_domain = args.trust_domain.clone();
+            match crate::policy::kubernetes::start(trust_domain, selector, readiness.clone()).await
+            {
+                Ok(policy) => (Arc::new(policy), false),
+                Err(e) => return ExitStatus::Config(e),
+            }
         }
         _ => {
             return ExitStatus::Config(anyhow!(
@@ -133,7 +137,10 @@ async fn run_server(args: ServerArgs) -> ExitStatus {
         Ok(token) => token,
         Err(e) => return ExitStatus::Config(e),
     };
-    readiness.set(true);
+    // With Kubernetes routes, readiness follows the first sync instead.
+    if args.policy_source.is_none() {
+        readiness.set(true);
+    }
     let server = Server {
         listener,
         tls,

@@ -1,0 +1,198 @@
+//! `warren server --policy-source kubernetes` against the real API server: it is not ready and
+//! refuses connections until its first sync, then follows TunnelRoute changes live without
+//! dropping tunnels that are already open.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use warren_e2e::TestCluster;
+use warren_operator::api::TunnelRoute;
+use warren_tests::echo::spawn_echo;
+use warren_tests::process::{Proc, free_port, warren_bin};
+use warren_tests::tunnel::{Pki, http_get, start_client_with, wait_ready};
+
+const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds");
+
+fn install(cluster: &TestCluster) -> Result<()> {
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            cluster
+                .kubectl(&["apply", "-f", CRDS])
+                .map_err(|e| e.to_string())?;
+            cluster
+                .kubectl(&[
+                    "wait",
+                    "--for=condition=Established",
+                    "crd/tunnelroutes.warren.dev",
+                    "--timeout=60s",
+                ])
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| anyhow::anyhow!("installing {CRDS}: {e}"))
+}
+
+/// Starts `warren server --policy-source kubernetes` with `kubeconfig`.
+fn start_server(
+    pki: &Pki,
+    kubeconfig: &std::path::Path,
+) -> (Proc, std::net::SocketAddr, std::net::SocketAddr) {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut command = std::process::Command::new(warren_bin());
+    command
+        .args([
+            "server",
+            "--listen",
+            &addr.to_string(),
+            "--metrics-addr",
+            &admin.to_string(),
+        ])
+        .arg("--cert")
+        .arg(&pki.server.cert)
+        .arg("--key")
+        .arg(&pki.server.key)
+        .arg("--client-ca")
+        .arg(&pki.server.ca)
+        .args(["--policy-source", "kubernetes"])
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "info");
+    (Proc::spawn("server", command, pki.path()), addr, admin)
+}
+
+/// Sends `ping` through the tunnel entry; true if it came back.
+async fn ping(entry: std::net::SocketAddr) -> bool {
+    let Ok(mut tcp) = TcpStream::connect(entry).await else {
+        return false;
+    };
+    if tcp.write_all(b"ping").await.is_err() || tcp.shutdown().await.is_err() {
+        return false;
+    }
+    let mut reply = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut reply)).await;
+    matches!(read, Ok(Ok(_))) && reply == b"ping"
+}
+
+/// Waits until `ping(entry)` equals `want`; returns how long it took.
+async fn until(entry: std::net::SocketAddr, want: bool, limit: Duration) -> Duration {
+    let start = Instant::now();
+    while ping(entry).await != want {
+        assert!(
+            start.elapsed() < limit,
+            "ping did not become {want} within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    start.elapsed()
+}
+
+fn route(namespace: &str, port: u16, action: &str) -> Result<TunnelRoute> {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "warren.dev/v1alpha1",
+        "kind": "TunnelRoute",
+        "metadata": {"name": "echo", "namespace": namespace},
+        "spec": {
+            "clients": {"serviceAccounts": ["api"]},
+            "destinations": [{"cidr": "127.0.0.1/32", "ports": [port.to_string()]}],
+            "action": action,
+        },
+    }))
+    .context("route JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_follows_tunnelroutes_live() -> Result<()> {
+    let cluster = warren_e2e::shared()?;
+    install(cluster)?;
+    let client = cluster.client().await?;
+    let namespace = cluster.namespace(&client, "tunnel").await?;
+    let echo = spawn_echo("127.0.0.1:0").await;
+    let pki = Pki::new();
+    let identity = format!("spiffe://cluster.local/ns/{namespace}/sa/api");
+    let cert = pki.ca.client(pki.path(), "k8s-client", &identity);
+    let (mut server, addr, admin) = start_server(&pki, cluster.kubeconfig());
+    wait_ready(&mut server, admin);
+    let tunnel = start_client_with(&pki, &cert, addr, &["--connect", &echo.to_string()], &[]);
+
+    assert!(!ping(tunnel.addr).await, "no route yet: default deny");
+    let routes: Api<TunnelRoute> = Api::namespaced(client, &namespace);
+    routes
+        .create(
+            &PostParams::default(),
+            &route(&namespace, echo.port(), "Allow")?,
+        )
+        .await?;
+    let applied = until(tunnel.addr, true, Duration::from_secs(5)).await;
+    eprintln!("Allow route applied to new connections after {applied:?}");
+    assert!(
+        applied < Duration::from_secs(1),
+        "route applied after {applied:?}"
+    );
+
+    let mut live = TcpStream::connect(tunnel.addr).await?;
+    live.write_all(b"live").await?;
+    let mut buf = [0u8; 4];
+    live.read_exact(&mut buf).await?;
+
+    let deny = serde_json::json!({"spec": {"action": "Deny"}});
+    routes
+        .patch("echo", &PatchParams::default(), &Patch::Merge(&deny))
+        .await?;
+    let denied = until(tunnel.addr, false, Duration::from_secs(5)).await;
+    eprintln!("Deny applied to new connections after {denied:?}");
+    assert!(
+        denied < Duration::from_secs(1),
+        "deny applied after {denied:?}"
+    );
+    live.write_all(b"more").await?;
+    live.read_exact(&mut buf).await?;
+    assert_eq!(&buf, b"more", "the live tunnel survived the policy change");
+
+    let log = tunnel
+        .proc
+        .wait_for_log("denied_by_route", Duration::from_secs(5));
+    assert!(log.contains(&format!("route {namespace}/echo")), "{log}");
+    let metrics = http_get(admin, "/metrics");
+    assert!(metrics.contains("warren_policy_routes 1"), "{metrics}");
+    assert!(metrics.contains("warren_policy_stale 0"), "{metrics}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_and_refusing_until_the_first_sync() -> Result<()> {
+    let echo = spawn_echo("127.0.0.1:0").await;
+    let pki = Pki::new();
+    // An API server that is not there: the watch never lists.
+    let kubeconfig = pki.write(
+        "unreachable.kubeconfig",
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: https://127.0.0.1:{}\n    insecure-skip-tls-verify: true\n\
+             users:\n- name: nobody\n  user:\n    token: none\ncontexts:\n- name: gone\n  context:\n    cluster: gone\n    user: nobody\n\
+             current-context: gone\n",
+            free_port()
+        ),
+    );
+    let (mut server, addr, admin) = start_server(&pki, &kubeconfig);
+    server.wait_until("serving metrics", Duration::from_secs(20), || {
+        std::net::TcpStream::connect_timeout(&admin, Duration::from_millis(100)).is_ok()
+            && http_get(admin, "/healthz").starts_with("HTTP/1.0 200")
+    });
+    let cert = pki.client.clone();
+    let tunnel = start_client_with(&pki, &cert, addr, &["--connect", &echo.to_string()], &[]);
+    assert!(!ping(tunnel.addr).await);
+    tunnel
+        .proc
+        .wait_for_log("policy_not_ready", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(http_get(admin, "/readyz").starts_with("HTTP/1.0 503"));
+    let metrics = http_get(admin, "/metrics");
+    assert!(metrics.contains("warren_policy_stale 1"), "{metrics}");
+    Ok(())
+}
