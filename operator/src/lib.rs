@@ -2,11 +2,17 @@
 //!
 //! - [`api`]: the `TunnelRoute` custom resource (`warren.dev/v1alpha1`), the one definition
 //!   shared by the tunnel server's file and Kubernetes policy sources and by the controller.
+//! - [`controller`]: validates TunnelRoutes and writes their status and Events, run by the
+//!   replica that holds the [`leader`] Lease.
 //! - [`routes_watch`]: TunnelRoutes watched live and compiled, for the tunnel server.
 //! - [`crd_yaml`]: the generated CRD manifest (`crds/` holds it; a test keeps it in sync).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod api;
+pub mod controller;
+pub mod leader;
+pub mod metrics;
 pub mod routes_watch;
 
 use kube::CustomResourceExt;
