@@ -195,12 +195,17 @@ YAML
     --client-ca ca.crt --policy routes.yaml 2>>warren-transparent.log & pids+=($!)
   measure_throughput veth-plain 5201 "$ns_pod" 10.77.0.2
   if ip netns exec "$ns_pod" "$warren" init --proxy-port 15001 --proxy-uid 1337 >>warren-transparent.log 2>&1; then
-    chmod 644 ./*.key
+    # The sidecar runs as uid 1337, like in a pod.
+    chmod 755 "$work"; chmod 644 ./*.key
     ip netns exec "$ns_pod" setpriv --reuid 1337 --regid 1337 --clear-groups "$warren" client \
       --listen 127.0.0.1:15001 --server 10.77.0.2:4443 --server-name localhost --ca ca.crt \
       --cert client.crt --key client.key --transparent 2>>warren-transparent.log & pids+=($!)
-    wait_port "$ns_pod" 15001
-    measure_throughput warren-transparent 5201 "$ns_pod" 10.77.0.2
+    if wait_port "$ns_pod" 15001; then
+      measure_throughput warren-transparent 5201 "$ns_pod" 10.77.0.2
+    else
+      transparent="the sidecar did not start: $(tail -n 1 warren-transparent.log)"
+      log "$transparent"
+    fi
   else
     transparent="warren init failed: $(tail -n 1 warren-transparent.log)"
     log "$transparent"
