@@ -161,7 +161,11 @@ async fn leader_validates_routes_and_a_standby_takes_over() -> Result<()> {
         .context("lease has no holder")?;
     let leaders: Vec<bool> = [first_admin, second_admin]
         .iter()
-        .map(|a| http_get(*a, "/metrics").lines().any(|l| l == "warren_operator_leader 1"))
+        .map(|a| {
+            http_get(*a, "/metrics")
+                .lines()
+                .any(|l| l == "warren_operator_leader 1")
+        })
         .collect();
     assert_eq!(
         leaders.iter().filter(|l| **l).count(),

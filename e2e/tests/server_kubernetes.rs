@@ -160,8 +160,14 @@ async fn server_follows_tunnelroutes_live() -> Result<()> {
         .wait_for_log("denied_by_route", Duration::from_secs(5));
     assert!(log.contains(&format!("route {namespace}/echo")), "{log}");
     let metrics = http_get(admin, "/metrics");
-    assert!(metrics.lines().any(|l| l == "warren_policy_routes 1"), "{metrics}");
-    assert!(metrics.lines().any(|l| l == "warren_policy_stale 0"), "{metrics}");
+    assert!(
+        metrics.lines().any(|l| l == "warren_policy_routes 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.lines().any(|l| l == "warren_policy_stale 0"),
+        "{metrics}"
+    );
     Ok(())
 }
 
@@ -193,6 +199,9 @@ async fn not_ready_and_refusing_until_the_first_sync() -> Result<()> {
     std::thread::sleep(Duration::from_secs(1));
     assert!(http_get(admin, "/readyz").starts_with("HTTP/1.0 503"));
     let metrics = http_get(admin, "/metrics");
-    assert!(metrics.lines().any(|l| l == "warren_policy_stale 1"), "{metrics}");
+    assert!(
+        metrics.lines().any(|l| l == "warren_policy_stale 1"),
+        "{metrics}"
+    );
     Ok(())
 }
