@@ -17,10 +17,12 @@
 //! Missing binaries are an error telling to run `make e2e-bins`; tests never pass without them.
 
 mod cluster;
+mod crds;
 mod error;
 mod paths;
 mod process;
 
 pub use cluster::{TestCluster, shared};
+pub use crds::{CRDS, install_crds};
 pub use error::Error;
 pub use paths::bin_dir;

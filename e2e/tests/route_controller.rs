@@ -2,7 +2,6 @@
 //! validates TunnelRoutes, writes Accepted/Conflicted conditions and Events; when it stops, the
 //! other replica takes over.
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -13,29 +12,6 @@ use warren_e2e::TestCluster;
 use warren_operator::api::TunnelRoute;
 use warren_tests::process::{Proc, free_port, warren_bin};
 use warren_tests::tunnel::http_get;
-
-const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds");
-
-fn install(cluster: &TestCluster) -> Result<()> {
-    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
-    INSTALLED
-        .get_or_init(|| {
-            cluster
-                .kubectl(&["apply", "-f", CRDS])
-                .map_err(|e| e.to_string())?;
-            cluster
-                .kubectl(&[
-                    "wait",
-                    "--for=condition=Established",
-                    "crd/tunnelroutes.warren.dev",
-                    "--timeout=60s",
-                ])
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(|e| anyhow::anyhow!("installing {CRDS}: {e}"))
-}
 
 fn operator(
     cluster: &TestCluster,
@@ -104,7 +80,7 @@ async fn wait_condition(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_validates_routes_and_a_standby_takes_over() -> Result<()> {
     let cluster = warren_e2e::shared()?;
-    install(cluster)?;
+    warren_e2e::install_crds(cluster)?;
     let client = cluster.client().await?;
     let namespace = cluster.namespace(&client, "operator").await?;
     let dir = tempfile::tempdir()?;

@@ -2,7 +2,6 @@
 //! refuses connections until its first sync, then follows TunnelRoute changes live without
 //! dropping tunnels that are already open.
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -10,34 +9,10 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use warren_e2e::TestCluster;
 use warren_operator::api::TunnelRoute;
 use warren_tests::echo::spawn_echo;
 use warren_tests::process::{Proc, free_port, warren_bin};
-use warren_tests::tunnel::{Pki, http_get, start_client_with, wait_ready};
-
-const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds");
-
-fn install(cluster: &TestCluster) -> Result<()> {
-    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
-    INSTALLED
-        .get_or_init(|| {
-            cluster
-                .kubectl(&["apply", "-f", CRDS])
-                .map_err(|e| e.to_string())?;
-            cluster
-                .kubectl(&[
-                    "wait",
-                    "--for=condition=Established",
-                    "crd/tunnelroutes.warren.dev",
-                    "--timeout=60s",
-                ])
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(|e| anyhow::anyhow!("installing {CRDS}: {e}"))
-}
+use warren_tests::tunnel::{Pki, http_get, ping_through, start_client_with, wait_ready};
 
 /// Starts `warren server --policy-source kubernetes` with `kubeconfig`.
 fn start_server(
@@ -67,23 +42,10 @@ fn start_server(
     (Proc::spawn("server", command, pki.path()), addr, admin)
 }
 
-/// Sends `ping` through the tunnel entry; true if it came back.
-async fn ping(entry: std::net::SocketAddr) -> bool {
-    let Ok(mut tcp) = TcpStream::connect(entry).await else {
-        return false;
-    };
-    if tcp.write_all(b"ping").await.is_err() || tcp.shutdown().await.is_err() {
-        return false;
-    }
-    let mut reply = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut reply)).await;
-    matches!(read, Ok(Ok(_))) && reply == b"ping"
-}
-
-/// Waits until `ping(entry)` equals `want`; returns how long it took.
+/// Waits until `ping_through(entry)` equals `want`; returns how long it took.
 async fn until(entry: std::net::SocketAddr, want: bool, limit: Duration) -> Duration {
     let start = Instant::now();
-    while ping(entry).await != want {
+    while ping_through(entry).await != want {
         assert!(
             start.elapsed() < limit,
             "ping did not become {want} within {limit:?}"
@@ -110,7 +72,7 @@ fn route(namespace: &str, port: u16, action: &str) -> Result<TunnelRoute> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_follows_tunnelroutes_live() -> Result<()> {
     let cluster = warren_e2e::shared()?;
-    install(cluster)?;
+    warren_e2e::install_crds(cluster)?;
     let client = cluster.client().await?;
     let namespace = cluster.namespace(&client, "tunnel").await?;
     let echo = spawn_echo("127.0.0.1:0").await;
@@ -121,7 +83,10 @@ async fn server_follows_tunnelroutes_live() -> Result<()> {
     wait_ready(&mut server, admin);
     let tunnel = start_client_with(&pki, &cert, addr, &["--connect", &echo.to_string()], &[]);
 
-    assert!(!ping(tunnel.addr).await, "no route yet: default deny");
+    assert!(
+        !ping_through(tunnel.addr).await,
+        "no route yet: default deny"
+    );
     let routes: Api<TunnelRoute> = Api::namespaced(client, &namespace);
     routes
         .create(
@@ -192,7 +157,7 @@ async fn not_ready_and_refusing_until_the_first_sync() -> Result<()> {
     });
     let cert = pki.client.clone();
     let tunnel = start_client_with(&pki, &cert, addr, &["--connect", &echo.to_string()], &[]);
-    assert!(!ping(tunnel.addr).await);
+    assert!(!ping_through(tunnel.addr).await);
     tunnel
         .proc
         .wait_for_log("policy_not_ready", Duration::from_secs(5));

@@ -3,7 +3,6 @@
 //! `kubectl explain` prints its field docs; `kubectl get` shows its printer columns; and a
 //! kube-rs client creates, lists, watches and deletes TunnelRoutes through the Rust type.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -11,10 +10,8 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
 use kube::{Api, ResourceExt};
-use warren_e2e::TestCluster;
 use warren_operator::api::TunnelRoute;
 
-const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds");
 const CRD_FILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../crds/warren.dev_tunnelroutes.yaml"
@@ -24,33 +21,6 @@ const CRD_FILE: &str = concat!(
 fn crd() -> Result<CustomResourceDefinition> {
     let text = std::fs::read_to_string(CRD_FILE).with_context(|| format!("reading {CRD_FILE}"))?;
     serde_yaml::from_str(&text).with_context(|| format!("parsing {CRD_FILE}"))
-}
-
-/// `kubectl apply -f crds/` once per test binary, then wait until the CRD is Established.
-fn install(cluster: &TestCluster) -> Result<()> {
-    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
-    INSTALLED
-        .get_or_init(|| {
-            let apply = cluster
-                .kubectl(&["apply", "-f", CRDS])
-                .map_err(|e| e.to_string())?;
-            if !apply.contains("tunnelroutes.warren.dev") {
-                return Err(format!(
-                    "kubectl apply did not mention tunnelroutes.warren.dev:\n{apply}"
-                ));
-            }
-            cluster
-                .kubectl(&[
-                    "wait",
-                    "--for=condition=Established",
-                    "crd/tunnelroutes.warren.dev",
-                    "--timeout=60s",
-                ])
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(|e| anyhow::anyhow!("installing {CRDS}: {e}"))
 }
 
 /// A TunnelRoute named `name` with the given spec (JSON, as a manifest would have it).
@@ -84,7 +54,7 @@ fn route(name: &str) -> Result<TunnelRoute> {
 #[tokio::test]
 async fn crds_apply_and_kubectl_explain_prints_the_field_docs() -> Result<()> {
     let cluster = warren_e2e::shared()?;
-    install(cluster)?;
+    warren_e2e::install_crds(cluster)?;
     let crd = crd()?;
     let version = crd.spec.versions.first().context("CRD without versions")?;
     let schema = version
@@ -143,7 +113,7 @@ async fn crds_apply_and_kubectl_explain_prints_the_field_docs() -> Result<()> {
 #[tokio::test]
 async fn kubectl_get_shows_the_printer_columns() -> Result<()> {
     let cluster = warren_e2e::shared()?;
-    install(cluster)?;
+    warren_e2e::install_crds(cluster)?;
     let client = cluster.client().await?;
     let ns = cluster.namespace(&client, "columns").await?;
     Api::<TunnelRoute>::namespaced(client, &ns)
@@ -183,7 +153,7 @@ async fn kubectl_get_shows_the_printer_columns() -> Result<()> {
 #[tokio::test]
 async fn kube_rs_creates_lists_watches_and_deletes_a_tunnelroute() -> Result<()> {
     let cluster = warren_e2e::shared()?;
-    install(cluster)?;
+    warren_e2e::install_crds(cluster)?;
     let client = cluster.client().await?;
     let ns = cluster.namespace(&client, "routes").await?;
     let api = Api::<TunnelRoute>::namespaced(client, &ns);
@@ -231,7 +201,7 @@ async fn kube_rs_creates_lists_watches_and_deletes_a_tunnelroute() -> Result<()>
 #[tokio::test]
 async fn the_api_server_enforces_the_schema_and_cel_rules() -> Result<()> {
     let cluster = warren_e2e::shared()?;
-    install(cluster)?;
+    warren_e2e::install_crds(cluster)?;
     let client = cluster.client().await?;
     let ns = cluster.namespace(&client, "invalid").await?;
     let api = Api::<TunnelRoute>::namespaced(client, &ns);

@@ -205,3 +205,18 @@ pub fn http_get(addr: SocketAddr, path: &str) -> String {
 fn path_str(path: &Path) -> String {
     path.to_str().expect("UTF-8 path").to_owned()
 }
+
+/// Sends `ping` through the tunnel entry `addr`, half-closes, and reports whether exactly `ping`
+/// came back within 10 s.
+pub async fn ping_through(addr: SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut tcp) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    if tcp.write_all(b"ping").await.is_err() || tcp.shutdown().await.is_err() {
+        return false;
+    }
+    let mut reply = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut reply)).await;
+    matches!(read, Ok(Ok(_))) && reply == b"ping"
+}

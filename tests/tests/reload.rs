@@ -8,19 +8,7 @@ use tokio::net::TcpStream;
 use warren_tests::certs::TestCa;
 use warren_tests::echo::spawn_echo;
 use warren_tests::process::{Proc, free_port};
-use warren_tests::tunnel::{CLIENT_ID, Pki, http_get, start_client_with, wait_ready};
-
-async fn ping(addr: std::net::SocketAddr) -> bool {
-    let Ok(mut tcp) = TcpStream::connect(addr).await else {
-        return false;
-    };
-    if tcp.write_all(b"ping").await.is_err() || tcp.shutdown().await.is_err() {
-        return false;
-    }
-    let mut reply = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut reply)).await;
-    matches!(read, Ok(Ok(_))) && reply == b"ping"
-}
+use warren_tests::tunnel::{CLIENT_ID, Pki, http_get, ping_through, start_client_with, wait_ready};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_client_ca_applies_without_restart() {
@@ -70,8 +58,8 @@ async fn rotated_client_ca_applies_without_restart() {
         &["--connect", &echo.to_string()],
         &[],
     );
-    assert!(ping(old.addr).await, "old client before rotation");
-    assert!(!ping(new.addr).await, "new client before rotation");
+    assert!(ping_through(old.addr).await, "old client before rotation");
+    assert!(!ping_through(new.addr).await, "new client before rotation");
 
     let mut live = TcpStream::connect(old.addr).await.unwrap();
     live.write_all(b"live").await.unwrap();
@@ -80,7 +68,7 @@ async fn rotated_client_ca_applies_without_restart() {
 
     std::fs::write(&client_ca, &new_ca.cert_pem).unwrap();
     let rotated = Instant::now();
-    while !ping(new.addr).await {
+    while !ping_through(new.addr).await {
         assert!(
             rotated.elapsed() < Duration::from_secs(5),
             "rotation not applied within 5s"
@@ -88,7 +76,10 @@ async fn rotated_client_ca_applies_without_restart() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!("rotation applied after {:?}", rotated.elapsed());
-    assert!(!ping(old.addr).await, "the old CA is no longer trusted");
+    assert!(
+        !ping_through(old.addr).await,
+        "the old CA is no longer trusted"
+    );
     live.write_all(b"more").await.unwrap();
     live.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"more", "a live tunnel survives the rotation");
@@ -99,7 +90,7 @@ async fn rotated_client_ca_applies_without_restart() {
         "reload failed; keeping the last good version",
         Duration::from_secs(5),
     );
-    assert!(ping(new.addr).await);
+    assert!(ping_through(new.addr).await);
     let metrics = http_get(admin, "/metrics");
     assert!(
         metrics.contains("warren_reloads_total{result=\"ok\",subject=\"tls\"} 1"),
