@@ -11,14 +11,47 @@
 //! ```
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use warren_tests::certs::TestCa;
 use warren_tests::netns::{Netns, link};
 use warren_tests::process::{Proc, warren_bin};
+use warren_tests::tunnel::http_get;
+
+/// The admin listener (`/readyz`, `/metrics`) of both warren processes, each on its own host's
+/// loopback (which the capture rules leave alone).
+const ADMIN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090));
+
+/// Waits until `proc`, running in `ns`, answers `/readyz` with 200.
+fn wait_ready_in(ns: &Netns, proc: &mut Proc) {
+    proc.wait_until("ready", Duration::from_secs(20), || {
+        ns.in_ns(|| {
+            TcpStream::connect_timeout(&ADMIN, Duration::from_millis(100)).is_ok()
+                && http_get(ADMIN, "/readyz").starts_with("HTTP/1.0 200")
+        })
+    });
+}
+
+/// The value of one sample (`name{labels}`) of the metrics of the warren process in `ns`.
+fn metric(ns: &Netns, sample: &str) -> u64 {
+    let text = ns.in_ns(|| http_get(ADMIN, "/metrics"));
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {sample} in:\n{text}"))
+}
+
+/// Waits for the log line of `proc` that contains `needle`, and returns that line.
+fn log_line(proc: &Proc, needle: &str) -> String {
+    let log = proc.wait_for_log(needle, Duration::from_secs(5));
+    log.lines()
+        .find(|l| l.contains(needle))
+        .expect("wait_for_log found it")
+        .to_owned()
+}
 
 /// Addresses of one family.
 struct Plan {
@@ -62,9 +95,11 @@ struct Testbed {
     client: Proc,
     _dest_procs: Vec<Proc>,
     pod: Netns,
-    _gateway: Netns,
+    gateway: Netns,
     _dest: Netns,
     dir: tempfile::TempDir,
+    /// SHA-256 of the file dest sends after a client's half-close (port 7004).
+    download_sha256: Vec<u8>,
 }
 
 fn routes() -> String {
@@ -77,7 +112,7 @@ fn routes() -> String {
     [
         route(
             "allow-dest",
-            "[{cidr: 10.231.2.0/24, ports: [\"7000\", \"8080\"]}, {cidr: \"fd00:231:2::/64\", ports: [\"7000\", \"8080\"]}]",
+            "[{cidr: 10.231.2.0/24, ports: [\"7000\", \"7004\", \"8080\"]}, {cidr: \"fd00:231:2::/64\", ports: [\"7000\", \"7004\", \"8080\"]}]",
             "Allow",
         ),
         route(
@@ -172,6 +207,15 @@ impl Testbed {
             "SYSTEM:'printf \"HTTP/1.0 200 OK\\r\\nContent-Length: 15\\r\\n\\r\\nhello from dest\"'",
         ]);
         dest_procs.push(Proc::spawn("dest-http", http, dir.path()));
+        // Half-close: the digest of everything received until EOF, then a 100 MiB file.
+        let download = dir.path().join("download.bin");
+        let download_sha256 = write_random_file(&download, MIB_100);
+        let mut half_close = dest.command("socat");
+        half_close.args([
+            "TCP6-LISTEN:7004,fork,reuseaddr,ipv6only=0".to_owned(),
+            format!("SYSTEM:'sha256sum; cat {}'", download.display()),
+        ]);
+        dest_procs.push(Proc::spawn("dest-half-close", half_close, dir.path()));
 
         let p = |path: &std::path::Path| path.to_str().unwrap().to_owned();
         let mut server_cmd = gateway.command(warren_bin().to_str().unwrap());
@@ -187,9 +231,11 @@ impl Testbed {
             &p(&server_cert.ca),
             "--policy",
             &p(&policy),
+            "--metrics-addr",
+            &ADMIN.to_string(),
         ]);
-        let server = Proc::spawn("gateway-server", server_cmd, dir.path());
-        server.wait_for_log("tunnel server listening", Duration::from_secs(20));
+        let mut server = Proc::spawn("gateway-server", server_cmd, dir.path());
+        wait_ready_in(&gateway, &mut server);
 
         let init = pod.run(
             warren_bin().to_str().unwrap(),
@@ -223,17 +269,20 @@ impl Testbed {
             "--key",
             &p(&client_cert.key),
             "--transparent",
+            "--metrics-addr",
+            &ADMIN.to_string(),
         ]);
-        let client = Proc::spawn("pod-client", client_cmd, dir.path());
-        client.wait_for_log("tunnel client listening", Duration::from_secs(20));
+        let mut client = Proc::spawn("pod-client", client_cmd, dir.path());
+        wait_ready_in(&pod, &mut client);
         Testbed {
             server,
             client,
             _dest_procs: dest_procs,
             pod,
-            _gateway: gateway,
+            gateway,
             _dest: dest,
             dir,
+            download_sha256,
         }
     }
 
@@ -262,11 +311,12 @@ fn scenarios(bed: &Testbed, plan: &Plan) {
     let reply = bed.socat(addr(plan.dest, 7000), "hello\n");
     assert_eq!(seen(&reply, "peer"), ip(plan.gateway), "{reply}");
     assert!(reply.ends_with("hello\n"), "{reply}");
-    let log = bed.server.wait_for_log(
-        &format!("destination={}", addr(plan.dest, 7000)),
-        Duration::from_secs(5),
+    let line = log_line(
+        &bed.server,
+        &format!("destination={} ", addr(plan.dest, 7000)),
     );
-    assert!(log.contains("route=\"shop/allow-dest\""), "{log}");
+    assert!(line.contains("route=\"shop/allow-dest\""), "{line}");
+    assert!(line.contains("decision=\"allow\""), "{line}");
     let curl = bed.pod.run(
         "curl",
         &[
@@ -298,6 +348,16 @@ fn scenarios(bed: &Testbed, plan: &Plan) {
     // 3. Redirect: a connection to A lands on B.
     let reply = bed.socat(addr(plan.dest, 7003), "moved\n");
     assert_eq!(seen(&reply, "local"), ip(plan.dest_b), "{reply}");
+    assert!(reply.ends_with("moved\n"), "{reply}");
+    let line = log_line(
+        &bed.server,
+        &format!("destination={} ", addr(plan.dest, 7003)),
+    );
+    assert!(line.contains("decision=\"redirect\""), "{line}");
+    assert!(
+        line.contains(&format!("target={}", addr(plan.dest_b, 7000))),
+        "{line}"
+    );
 
     // 4. Excluded port and excluded CIDR go directly: dest sees the pod's own address.
     for to in [addr(plan.dest, 7001), addr(plan.dest_excluded, 7000)] {
@@ -332,16 +392,139 @@ fn transparent_capture_ipv4_and_ipv6() {
     //    to the gateway is captured and tunneled like any other (and denied: no route).
     let reply = bed.socat(addr(V4.gateway_pod_side, 4443), "x");
     assert_eq!(reply, "");
-    bed.client
-        .wait_for_log("destination=10.231.1.2:4443", Duration::from_secs(5));
+    let line = log_line(&bed.server, "destination=10.231.1.2:4443 ");
+    assert!(line.contains("decision=\"deny\""), "{line}");
 
-    // 6. 100 MiB each way through the tunnel from a plain Rust client, half-closing its side.
+    // 6. 100 MiB each way from a plain Rust client: concurrently through an echo, then strictly
+    //    one way after the other across the client's half-close (dest answers only after EOF).
     for plan in [&V4, &V6] {
         let to = addr(plan.dest, 7000);
-        let (sent, received, prefix) = bed.pod.in_ns(move || bulk(to, 100 * 1024 * 1024));
+        let started = Instant::now();
+        let (sent, received, prefix) = bed.pod.in_ns(move || bulk(to, MIB_100));
+        eprintln!(
+            "100 MiB each way through an echo ({to}): {:?}",
+            started.elapsed()
+        );
         assert!(prefix.contains("peer="), "{prefix}");
         assert_eq!(sent, received, "SHA-256 of 100 MiB each way ({to})");
+
+        let to = addr(plan.dest, 7004);
+        let started = Instant::now();
+        let (sent, dest_saw, received) = bed.pod.in_ns(move || upload_then_download(to, MIB_100));
+        eprintln!(
+            "100 MiB up, FIN, 100 MiB down ({to}): {:?}",
+            started.elapsed()
+        );
+        assert_eq!(hex(&sent), dest_saw, "dest's SHA-256 of the upload ({to})");
+        assert_eq!(
+            received, bed.download_sha256,
+            "SHA-256 of the download ({to})"
+        );
     }
+
+    // The sidecar accepted exactly the applications' connections (a captured connection of its
+    // own would show up here as one more, or as an endless loop), and the server saw each once.
+    let captured = 4 + 4 + 1 + 4; // scenarios 1-3 per family, the gateway, the bulk transfers
+    assert_eq!(
+        metric(
+            &bed.pod,
+            "warren_connections_accepted_total{role=\"client\"}"
+        ),
+        captured
+    );
+    assert_eq!(
+        metric(
+            &bed.gateway,
+            "warren_connections_accepted_total{role=\"server\"}"
+        ),
+        captured
+    );
+    let decisions = |action: &str| {
+        metric(
+            &bed.gateway,
+            &format!("warren_policy_decisions_total{{action=\"{action}\"}}"),
+        )
+    };
+    assert_eq!(
+        (decisions("allow"), decisions("deny"), decisions("redirect")),
+        (8, 3, 2)
+    );
+    for direction in ["outbound", "inbound"] {
+        let bytes = metric(
+            &bed.gateway,
+            &format!("warren_bytes_total{{direction=\"{direction}\"}}"),
+        );
+        assert!(bytes >= 4 * MIB_100 as u64, "{direction}: {bytes} bytes");
+    }
+}
+
+const MIB_100: usize = 100 * 1024 * 1024;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Fills `buf` from the xorshift generator `state`: reproducible bytes that compress badly.
+fn fill(state: &mut u64, buf: &mut [u8]) {
+    for b in buf.iter_mut() {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *b = *state as u8;
+    }
+}
+
+/// Writes `total` pseudo-random bytes to `path`; returns their SHA-256.
+fn write_random_file(path: &std::path::Path, total: usize) -> Vec<u8> {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let (mut state, mut hash, mut buf) =
+        (0xfeed_f00d_dead_beef_u64, Sha256::new(), vec![0; 1 << 16]);
+    for _ in 0..total / buf.len() {
+        fill(&mut state, &mut buf);
+        file.write_all(&buf).unwrap();
+        hash.update(&buf);
+    }
+    file.flush().unwrap();
+    hash.finalize().to_vec()
+}
+
+/// Sends `total` pseudo-random bytes to `to`, half-closes, then reads until dest closes.
+/// Dest (`sha256sum; cat FILE`) answers only after the EOF: the digest it computed of the
+/// upload, then the file. Returns (SHA-256 sent, dest's hex digest, SHA-256 of the file part).
+fn upload_then_download(to: SocketAddr, total: usize) -> (Vec<u8>, String, Vec<u8>) {
+    let mut tcp = TcpStream::connect_timeout(&to, Duration::from_secs(10)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let (mut state, mut hash, mut buf) =
+        (0x0bad_cafe_1234_5678_u64, Sha256::new(), vec![0; 1 << 16]);
+    for _ in 0..total / buf.len() {
+        fill(&mut state, &mut buf);
+        tcp.write_all(&buf).unwrap();
+        hash.update(&buf);
+    }
+    tcp.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut received = Vec::with_capacity(total + 128);
+    tcp.read_to_end(&mut received).unwrap();
+    let newline = received
+        .iter()
+        .position(|&b| b == b'\n')
+        .expect("a digest line")
+        + 1;
+    let digest = String::from_utf8_lossy(&received[..newline]);
+    let digest = digest
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        received.len() - newline,
+        total,
+        "bytes downloaded after the half-close"
+    );
+    (
+        hash.finalize().to_vec(),
+        digest,
+        Sha256::digest(&received[newline..]).to_vec(),
+    )
 }
 
 /// Sends `total` pseudo-random bytes to the echo at `to`, shuts the write half, reads all that
@@ -356,12 +539,7 @@ fn bulk(to: SocketAddr, total: usize) -> (Vec<u8>, Vec<u8>, String) {
         let mut buf = vec![0u8; 1 << 16];
         let mut sent = 0;
         while sent < total {
-            for b in buf.iter_mut() {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                *b = state as u8;
-            }
+            fill(&mut state, &mut buf);
             writer.write_all(&buf).unwrap();
             hash.update(&buf);
             sent += buf.len();
@@ -376,93 +554,4 @@ fn bulk(to: SocketAddr, total: usize) -> (Vec<u8>, Vec<u8>, String) {
     let echoed = Sha256::digest(&received[newline..]).to_vec();
     assert_eq!(received.len() - newline, total, "bytes echoed");
     (send.join().unwrap(), echoed, first)
-}
-
-#[test]
-fn init_is_idempotent_and_cleanup_restores_an_empty_nat_table() {
-    let ns = Netns::new("init");
-    let warren = warren_bin();
-    let warren = warren.to_str().unwrap();
-    let save = |program: &str| {
-        String::from_utf8_lossy(&ns.run(program, &["-t", "nat"]).stdout).into_owned()
-    };
-    let rules = |text: &str| {
-        text.lines()
-            .filter(|l| l.starts_with("-A") || l.starts_with(":WARREN"))
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    };
-    let before = (
-        rules(&save("iptables-save")),
-        rules(&save("ip6tables-save")),
-    );
-    assert_eq!(before, (vec![], vec![]));
-
-    ns.run(warren, &["init", "--server-addrs", "10.9.9.9"]);
-    let once = (
-        rules(&save("iptables-save")),
-        rules(&save("ip6tables-save")),
-    );
-    ns.run(warren, &["init", "--server-addrs", "10.9.9.9"]);
-    let twice = (
-        rules(&save("iptables-save")),
-        rules(&save("ip6tables-save")),
-    );
-    assert_eq!(once, twice, "running init twice changed the rules");
-    assert_eq!(
-        once.0
-            .iter()
-            .filter(|l| l.contains("-j WARREN_OUTPUT"))
-            .count(),
-        1
-    );
-    assert!(
-        once.0
-            .contains(&"-A WARREN_OUTPUT -d 10.9.9.9/32 -j RETURN".to_owned()),
-        "{once:?}"
-    );
-    assert!(
-        once.1
-            .contains(&"-A WARREN_OUTPUT -p tcp -j REDIRECT --to-ports 15001".to_owned()),
-        "{once:?}"
-    );
-
-    // --dry-run prints exactly the chain's rules and changes nothing.
-    let dry = String::from_utf8_lossy(
-        &ns.run(warren, &["init", "--dry-run", "--server-addrs", "10.9.9.9"])
-            .stdout,
-    )
-    .into_owned();
-    for rule in once.0.iter().filter(|l| l.starts_with("-A")) {
-        assert!(
-            dry.contains(rule.as_str()),
-            "{rule:?} not in dry run:\n{dry}"
-        );
-    }
-
-    ns.run(warren, &["init", "--cleanup"]);
-    let after = (
-        rules(&save("iptables-save")),
-        rules(&save("ip6tables-save")),
-    );
-    assert_eq!(after, before, "cleanup left rules behind");
-
-    // Without CAP_NET_ADMIN: one clear line, non-zero exit, nothing applied.
-    let output = ns
-        .command("setpriv")
-        .args([
-            "--reuid",
-            "1000",
-            "--regid",
-            "1000",
-            "--clear-groups",
-            warren,
-            "init",
-        ])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("needs CAP_NET_ADMIN"), "{stderr}");
-    assert_eq!(rules(&save("iptables-save")), Vec::<String>::new());
 }

@@ -36,19 +36,28 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>) -> anyhow::Result<Stri
     if output.status.success() {
         return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
     }
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    Err(explain(
+        program,
+        args,
+        &String::from_utf8_lossy(&output.stderr),
+    ))
+}
+
+/// Turns a failed iptables run into one line that says what to fix: the capability, the
+/// kernel, or else iptables' own first complaint.
+fn explain(program: &str, args: &[&str], stderr: &str) -> anyhow::Error {
     let first = stderr
         .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .unwrap_or("(no error output)");
     if stderr.contains("Permission denied") || stderr.contains("Operation not permitted") {
-        bail!("{program}: permission denied: warren init needs CAP_NET_ADMIN ({first})");
+        return anyhow!("{program}: permission denied: warren init needs CAP_NET_ADMIN ({first})");
     }
     if stderr.contains("table `nat'") || stderr.contains("Table does not exist") {
-        bail!("{program}: this kernel has no nat table ({first})");
+        return anyhow!("{program}: this kernel has no nat table ({first})");
     }
-    bail!("{program} {}: {first}", args.join(" "))
+    anyhow!("{program} {}: {first}", args.join(" "))
 }
 
 /// `<program>-save -t nat`.
@@ -135,4 +144,32 @@ pub fn cleanup(backend: Backend, family: Family) -> anyhow::Result<()> {
         Some(&input),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::explain;
+
+    #[test]
+    fn failures_name_what_to_fix() {
+        // Messages as iptables 1.8.9 prints them.
+        let no_cap = "iptables-nft-save v1.8.9 (nf_tables): Could not fetch rule set generation \
+                      id: Permission denied (you must be root)\n";
+        assert!(
+            explain("iptables-nft-save", &["-t", "nat"], no_cap)
+                .to_string()
+                .contains("needs CAP_NET_ADMIN")
+        );
+        let no_nat = "iptables v1.8.9 (legacy): can't initialize iptables table `nat': Table does \
+                      not exist (do you need to insmod?)\nPerhaps iptables or your kernel needs \
+                      to be upgraded.\n";
+        let error = explain("iptables-legacy-save", &["-t", "nat"], no_nat).to_string();
+        assert!(error.contains("no nat table"), "{error}");
+        assert!(!error.contains('\n'), "one line: {error}");
+        let other = "# Warning: iptables-legacy tables present\nip6tables-restore: line 3 failed\n";
+        assert_eq!(
+            explain("ip6tables-nft-restore", &["--noflush", "-w"], other).to_string(),
+            "ip6tables-nft-restore --noflush -w: ip6tables-restore: line 3 failed"
+        );
+    }
 }
