@@ -1,12 +1,16 @@
 //! `warren server --policy-source kubernetes` against the real API server: it is not ready and
 //! refuses connections until its first sync, then follows TunnelRoute changes live without
-//! dropping tunnels that are already open.
+//! dropping tunnels that are already open, and keeps serving the last routes (flagged stale)
+//! while the API server is unreachable.
+
+mod support;
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
+use support::proxy::ApiProxy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use warren_operator::api::TunnelRoute;
@@ -14,10 +18,11 @@ use warren_tests::echo::spawn_echo;
 use warren_tests::process::{Proc, free_port, warren_bin};
 use warren_tests::tunnel::{Pki, http_get, ping_through, start_client_with, wait_ready};
 
-/// Starts `warren server --policy-source kubernetes` with `kubeconfig`.
+/// Starts `warren server --policy-source kubernetes` with `kubeconfig` and `extra` flags.
 fn start_server(
     pki: &Pki,
     kubeconfig: &std::path::Path,
+    extra: &[&str],
 ) -> (Proc, std::net::SocketAddr, std::net::SocketAddr) {
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let admin: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -37,6 +42,7 @@ fn start_server(
         .arg("--client-ca")
         .arg(&pki.server.ca)
         .args(["--policy-source", "kubernetes"])
+        .args(extra)
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info");
     (Proc::spawn("server", command, pki.path()), addr, admin)
@@ -79,7 +85,12 @@ async fn server_follows_tunnelroutes_live() -> Result<()> {
     let pki = Pki::new();
     let identity = format!("spiffe://cluster.local/ns/{namespace}/sa/api");
     let cert = pki.ca.client(pki.path(), "k8s-client", &identity);
-    let (mut server, addr, admin) = start_server(&pki, cluster.kubeconfig());
+    // Only this test's namespace: the other tests of this binary create routes beside it.
+    let (mut server, addr, admin) = start_server(
+        &pki,
+        cluster.kubeconfig(),
+        &["--route-namespaces", &namespace],
+    );
     wait_ready(&mut server, admin);
     let tunnel = start_client_with(&pki, &cert, addr, &["--connect", &echo.to_string()], &[]);
 
@@ -138,35 +149,120 @@ async fn server_follows_tunnelroutes_live() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_ready_and_refusing_until_the_first_sync() -> Result<()> {
+    let cluster = warren_e2e::shared()?;
+    warren_e2e::install_crds(cluster)?;
+    let client = cluster.client().await?;
+    let namespace = cluster.namespace(&client, "tunnel-unsynced").await?;
     let echo = spawn_echo("127.0.0.1:0").await;
+    let routes: Api<TunnelRoute> = Api::namespaced(client, &namespace);
+    routes
+        .create(
+            &PostParams::default(),
+            &route(&namespace, echo.port(), "Allow")?,
+        )
+        .await?;
     let pki = Pki::new();
-    // An API server that is not there: the watch never lists.
-    let kubeconfig = pki.write(
-        "unreachable.kubeconfig",
-        &format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: https://127.0.0.1:{}\n    insecure-skip-tls-verify: true\n\
-             users:\n- name: nobody\n  user:\n    token: none\ncontexts:\n- name: gone\n  context:\n    cluster: gone\n    user: nobody\n\
-             current-context: gone\n",
-            free_port()
-        ),
-    );
-    let (mut server, addr, admin) = start_server(&pki, &kubeconfig);
+    // The API server is unreachable from the start: the watch cannot list.
+    let proxy = ApiProxy::start(cluster.server()).await?;
+    proxy.cut();
+    let kubeconfig = proxy.kubeconfig(cluster.kubeconfig(), cluster.server(), pki.path())?;
+    let (mut server, addr, admin) =
+        start_server(&pki, &kubeconfig, &["--route-namespaces", &namespace]);
     server.wait_until("serving metrics", Duration::from_secs(20), || {
         std::net::TcpStream::connect_timeout(&admin, Duration::from_millis(100)).is_ok()
             && http_get(admin, "/healthz").starts_with("HTTP/1.0 200")
     });
-    let cert = pki.client.clone();
+    let identity = format!("spiffe://cluster.local/ns/{namespace}/sa/api");
+    let cert = pki.ca.client(pki.path(), "k8s-client", &identity);
     let tunnel = start_client_with(&pki, &cert, addr, &["--connect", &echo.to_string()], &[]);
-    assert!(!ping_through(tunnel.addr).await);
+    assert!(
+        !ping_through(tunnel.addr).await,
+        "refused before the first sync"
+    );
     tunnel
         .proc
         .wait_for_log("policy_not_ready", Duration::from_secs(5));
-    std::thread::sleep(Duration::from_secs(1));
-    assert!(http_get(admin, "/readyz").starts_with("HTTP/1.0 503"));
-    let metrics = http_get(admin, "/metrics");
+    wait_metric(admin, "warren_policy_stale 1", Duration::from_secs(10)).await;
+    let readyz = http_get(admin, "/readyz");
+    assert!(readyz.starts_with("HTTP/1.0 503"), "{readyz}");
+
+    // Once the API server answers, the first list makes the server ready and the route applies.
+    proxy.restore();
+    let restored = Instant::now();
+    wait_ready(&mut server, admin);
+    let ready = restored.elapsed();
+    assert!(ping_through(tunnel.addr).await, "allowed after the sync");
+    wait_metric(admin, "warren_policy_stale 0", Duration::from_secs(1)).await;
+    eprintln!("ready {ready:?} after the API server became reachable");
+    Ok(())
+}
+
+/// Polls `/metrics` until it has the line `line`.
+async fn wait_metric(admin: std::net::SocketAddr, line: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let metrics = http_get(admin, "/metrics");
+        if metrics.lines().any(|l| l == line) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "no `{line}` within {limit:?}:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_api_server_keeps_the_last_routes_serving() -> Result<()> {
+    let cluster = warren_e2e::shared()?;
+    warren_e2e::install_crds(cluster)?;
+    let client = cluster.client().await?;
+    let namespace = cluster.namespace(&client, "tunnel-outage").await?;
+    let echo = spawn_echo("127.0.0.1:0").await;
+    let routes: Api<TunnelRoute> = Api::namespaced(client, &namespace);
+    routes
+        .create(
+            &PostParams::default(),
+            &route(&namespace, echo.port(), "Allow")?,
+        )
+        .await?;
+    let pki = Pki::new();
+    let proxy = ApiProxy::start(cluster.server()).await?;
+    let kubeconfig = proxy.kubeconfig(cluster.kubeconfig(), cluster.server(), pki.path())?;
+    let (mut server, addr, admin) =
+        start_server(&pki, &kubeconfig, &["--route-namespaces", &namespace]);
+    wait_ready(&mut server, admin);
+    let identity = format!("spiffe://cluster.local/ns/{namespace}/sa/api");
+    let cert = pki.ca.client(pki.path(), "k8s-client", &identity);
+    let tunnel = start_client_with(&pki, &cert, addr, &["--connect", &echo.to_string()], &[]);
+    assert!(ping_through(tunnel.addr).await, "allowed by the route");
+    let mut live = TcpStream::connect(tunnel.addr).await?;
+    live.write_all(b"live").await?;
+    let mut buf = [0u8; 4];
+    live.read_exact(&mut buf).await?;
+
+    proxy.cut();
+    let noticed = wait_metric(admin, "warren_policy_stale 1", Duration::from_secs(10)).await;
     assert!(
-        metrics.lines().any(|l| l == "warren_policy_stale 1"),
-        "{metrics}"
+        ping_through(tunnel.addr).await,
+        "the last routes keep serving"
     );
+    assert!(
+        http_get(admin, "/readyz").starts_with("HTTP/1.0 200"),
+        "still ready: taking every server out of its Service would be worse"
+    );
+    live.write_all(b"more").await?;
+    live.read_exact(&mut buf).await?;
+    assert_eq!(&buf, b"more");
+    server.wait_for_log("TunnelRoute watch failing", Duration::from_secs(5));
+
+    proxy.restore();
+    let recovered = wait_metric(admin, "warren_policy_stale 0", Duration::from_secs(40)).await;
+    server.wait_for_log("TunnelRoute watch recovered", Duration::from_secs(5));
+    eprintln!(
+        "stale noticed after {noticed:?}, fresh {recovered:?} after the API server came back"
+    );
+    assert!(ping_through(tunnel.addr).await);
     Ok(())
 }

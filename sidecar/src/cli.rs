@@ -106,6 +106,11 @@ pub struct ServerArgs {
     #[arg(long, env = "WARREN_ROUTE_SELECTOR")]
     pub route_selector: Option<String>,
 
+    /// Only watch TunnelRoutes of these namespaces (comma-separated; `--policy-source
+    /// kubernetes`). Omitted: all namespaces, which needs cluster-wide list/watch.
+    #[arg(long, env = "WARREN_ROUTE_NAMESPACES", value_delimiter = ',')]
+    pub route_namespaces: Vec<String>,
+
     /// SPIFFE trust domain of client identities (`spiffe://<trust-domain>/ns/<ns>/sa/<sa>`).
     #[arg(long, env = "WARREN_TRUST_DOMAIN", default_value = "cluster.local")]
     pub trust_domain: String,

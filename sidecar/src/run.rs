@@ -116,9 +116,15 @@ async fn run_server(args: ServerArgs) -> ExitStatus {
         }
         (None, None, Some(_)) => {
             let selector = args.route_selector.clone();
+            let namespaces = args.route_namespaces.clone();
             let trust_domain = args.trust_domain.clone();
-            match crate::policy::kubernetes::start(trust_domain, selector, readiness.clone()).await
-            {
+            let started = crate::policy::kubernetes::start(
+                trust_domain,
+                selector,
+                namespaces,
+                readiness.clone(),
+            );
+            match started.await {
                 Ok(policy) => (Arc::new(policy), false),
                 Err(e) => return ExitStatus::Config(e),
             }

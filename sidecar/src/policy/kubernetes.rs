@@ -8,11 +8,14 @@ use crate::admin::Readiness;
 use crate::metrics;
 
 /// Starts watching TunnelRoutes with the ambient Kubernetes configuration (in-cluster, or
-/// `KUBECONFIG`). The policy refuses connections (`policy_not_ready`) and `readiness` stays false
-/// until the first complete list is compiled.
+/// `KUBECONFIG`), in `namespaces` (empty: all). The policy refuses connections
+/// (`policy_not_ready`) and `readiness` stays false until the first complete list is compiled;
+/// afterwards an unreachable API server only sets `warren_policy_stale`, since the last known
+/// routes keep serving.
 pub async fn start(
     trust_domain: String,
     label_selector: Option<String>,
+    namespaces: Vec<String>,
     readiness: Readiness,
 ) -> anyhow::Result<RoutesPolicy> {
     let client = kube::Client::try_default().await.context(
@@ -23,6 +26,7 @@ pub async fn start(
         WatchConfig {
             trust_domain,
             label_selector,
+            namespaces,
         },
     );
     let synced = Readiness::default();
