@@ -1,6 +1,10 @@
-//! The `warren-operator` binary against the real API server: two replicas, one Lease; the leader
-//! validates TunnelRoutes, writes Accepted/Conflicted conditions and Events; when it stops, the
-//! other replica takes over.
+//! The route controller against the real API server. The `warren-operator` binary: two
+//! replicas, one Lease; the leader validates TunnelRoutes, writes Accepted/Conflicted conditions
+//! and Events, clears a conflict when the other route goes away; when it stops, the other replica
+//! takes over. In process: a leader cut off from the API server stops leading before a standby
+//! can start, and a route this build cannot decode is reported instead of stalling the rest.
+
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -127,6 +131,11 @@ async fn leader_validates_routes_and_a_standby_takes_over() -> Result<()> {
     let message = wait_condition(&routes, "broken", "Accepted", "False").await?;
     assert!(message.contains("runs backwards"), "{message}");
 
+    // Deleting one side of a conflict clears it on the other.
+    routes.delete("deny-db", &Default::default()).await?;
+    let message = wait_condition(&routes, "allow-web", "Conflicted", "False").await?;
+    assert_eq!(message, "no conflicting route");
+
     // One Lease, one leader.
     let leases: Api<Lease> = Api::namespaced(client.clone(), &namespace);
     let holder = leases
@@ -180,5 +189,181 @@ async fn leader_validates_routes_and_a_standby_takes_over() -> Result<()> {
         took_over.elapsed()
     );
     standby.wait_for_log("leading: starting the controller", Duration::from_secs(5));
+    Ok(())
+}
+
+/// Samples `a` and `b` every 10 ms for `period`, failing if both lead at once; returns when
+/// (since the start) `a` was last seen leading and `b` first.
+async fn never_both(
+    a: &tokio::sync::watch::Receiver<bool>,
+    b: &tokio::sync::watch::Receiver<bool>,
+    period: Duration,
+) -> (Option<Duration>, Option<Duration>) {
+    let start = Instant::now();
+    let (mut a_last, mut b_first) = (None, None);
+    while start.elapsed() < period {
+        let (la, lb) = (*a.borrow(), *b.borrow());
+        assert!(!(la && lb), "two leaders at {:?}", start.elapsed());
+        if la {
+            a_last = Some(start.elapsed());
+        }
+        if lb && b_first.is_none() {
+            b_first = Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (a_last, b_first)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_api_server_stops_before_a_standby_starts() -> Result<()> {
+    use warren_operator::leader::{LeaseConfig, campaign};
+    let cluster = warren_e2e::shared()?;
+    let client = cluster.client().await?;
+    let namespace = cluster.namespace(&client, "lease").await?;
+    let config = |identity: &str| LeaseConfig {
+        namespace: namespace.clone(),
+        name: "warren-operator".into(),
+        identity: identity.into(),
+        duration: Duration::from_secs(3),
+        renew_every: Duration::from_secs(1),
+    };
+    // Replica A reaches the API server through a relay the test cuts.
+    let proxy = support::proxy::ApiProxy::start(cluster.server()).await?;
+    let a = campaign(proxy.client(cluster.kubeconfig()).await?, config("a"));
+    let mut a_leading = a.leading();
+    tokio::time::timeout(Duration::from_secs(10), a_leading.wait_for(|l| *l))
+        .await
+        .context("A never led")??;
+    let b = campaign(client.clone(), config("b"));
+    let b_leading = b.leading();
+    let (_, b_first) = never_both(&a_leading, &b_leading, Duration::from_secs(3)).await;
+    assert_eq!(b_first, None, "B took a held Lease");
+
+    proxy.cut();
+    let (a_last, b_first) = never_both(&a_leading, &b_leading, Duration::from_secs(8)).await;
+    let b_first = b_first.context("B never took over the expired Lease")?;
+    assert!(!*a_leading.borrow(), "A still leads without the API server");
+    eprintln!("A cut off: A last led at {a_last:?}, B first led at {b_first:?} (3 s Lease)");
+
+    // B resigns: it releases the Lease; A, reconnected, takes it at its next round.
+    proxy.restore();
+    b.resign().await;
+    let released = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), a_leading.wait_for(|l| *l))
+        .await
+        .context("A did not take the released Lease")??;
+    eprintln!(
+        "A led again {:?} after B released the Lease",
+        released.elapsed()
+    );
+    let holder = Api::<Lease>::namespaced(client, &namespace)
+        .get("warren-operator")
+        .await?
+        .spec
+        .and_then(|s| s.holder_identity);
+    assert_eq!(holder.as_deref(), Some("a"));
+    a.resign().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_this_version_cannot_decode_is_reported_and_the_rest_reconciled() -> Result<()> {
+    // A private cluster, since its CRD is changed: a newer CRD that knows an action this build
+    // does not.
+    let cluster = TestCluster::start()?;
+    let crd =
+        std::fs::read_to_string(format!("{}/warren.dev_tunnelroutes.yaml", warren_e2e::CRDS))?;
+    let newer = crd.replace(
+        "                - Redirect\n",
+        "                - Redirect\n                - Mirror\n",
+    );
+    anyhow::ensure!(
+        newer != crd,
+        "the action enum moved in the CRD; update this test"
+    );
+    cluster.kubectl_stdin(&["apply", "-f", "-"], Some(newer.as_bytes()))?;
+    cluster.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/tunnelroutes.warren.dev",
+        "--timeout=60s",
+    ])?;
+    let client = cluster.client().await?;
+    let namespace = cluster.namespace(&client, "controller-newer").await?;
+    let future = serde_json::json!({
+        "apiVersion": "warren.dev/v1alpha1",
+        "kind": "TunnelRoute",
+        "metadata": {"name": "future", "namespace": namespace},
+        "spec": {"destinations": [{"cidr": "10.0.0.0/8"}], "action": "Mirror"},
+    });
+    cluster.kubectl_stdin(&["apply", "-f", "-"], Some(future.to_string().as_bytes()))?;
+    let routes: Api<TunnelRoute> = Api::namespaced(client.clone(), &namespace);
+    routes
+        .create(
+            &PostParams::default(),
+            &route(&namespace, "good", "Allow", "192.0.2.0/24", &[])?,
+        )
+        .await?;
+
+    let metrics = std::sync::Arc::new(warren_operator::metrics::Metrics::new());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let controller = tokio::spawn(warren_operator::controller::run(
+        client.clone(),
+        metrics.clone(),
+        stop.clone().cancelled_owned(),
+    ));
+    wait_condition(&routes, "good", "Accepted", "True").await?;
+    // The typed API cannot read the future route; read its status untyped.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let json = cluster.kubectl(&[
+            "get",
+            "tunnelroute",
+            "future",
+            "-n",
+            &namespace,
+            "-o",
+            "json",
+        ])?;
+        let object: serde_json::Value = serde_json::from_str(&json)?;
+        let accepted = object["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Accepted").cloned());
+        if let Some(accepted) = accepted {
+            break accepted;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "future route has no status: {json}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status["status"], "False", "{status}");
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("cannot decode") && message.contains("Mirror"),
+        "{message}"
+    );
+
+    // Its status is written once, not on every reconciliation.
+    let version = |cluster: &TestCluster| -> Result<String> {
+        Ok(cluster.kubectl(&[
+            "get",
+            "tunnelroute",
+            "future",
+            "-n",
+            &namespace,
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ])?)
+    };
+    let before = version(&cluster)?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(version(&cluster)?, before, "status rewritten in a loop");
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), controller)
+        .await
+        .context("controller did not stop")??;
     Ok(())
 }

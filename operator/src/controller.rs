@@ -1,27 +1,34 @@
 //! The route controller: validates every TunnelRoute, finds conflicting pairs, and writes the
 //! result as status conditions (server-side apply, one field manager) and Events.
 //!
-//! A route's conflicts depend on its neighbours, so a change to any route of a namespace
-//! re-reconciles every route of that namespace.
+//! One watch feeds both a reflector store and the controller. A route's conflicts depend on its
+//! neighbours, so every change or deletion also triggers the other routes of its namespace. Those
+//! triggers are taken from the same stream, after the store has applied the event, so that a
+//! neighbour's reconciliation always sees the change that triggered it (a second watch feeding
+//! the triggers would race the store). Objects are watched through `DeserializeGuard`: a route
+//! this build cannot decode is reported `Accepted=False` instead of failing every list.
 
+pub mod findings;
 pub mod status;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::channel::mpsc;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
-use warren_core::policy::{Route, conflicts};
 
-use crate::api::TunnelRoute;
+use crate::api::{TunnelRoute, TunnelRouteStatus};
 use crate::metrics::Metrics;
+use findings::{Guarded, full_name};
 use status::Findings;
 
 /// The field manager of everything the controller writes.
@@ -38,6 +45,14 @@ pub enum Error {
         /// The API error.
         source: kube::Error,
     },
+    /// Reading the current status of an undecodable route failed.
+    #[error("reading {route}: {source}")]
+    Read {
+        /// `namespace/name`.
+        route: String,
+        /// The API error.
+        source: kube::Error,
+    },
 }
 
 // === impl Error ===
@@ -47,6 +62,7 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::Status { .. } => "status_write",
+            Error::Read { .. } => "read",
         }
     }
 }
@@ -54,11 +70,11 @@ impl Error {
 /// What reconciliations share.
 pub struct Context {
     client: Client,
-    store: Store<TunnelRoute>,
+    store: Store<Guarded>,
     recorder: Recorder,
     metrics: Arc<Metrics>,
     /// Consecutive failures per route, for exponential backoff.
-    failures: Mutex<HashMap<ObjectRef<TunnelRoute>, u32>>,
+    failures: Mutex<HashMap<ObjectRef<Guarded>, u32>>,
 }
 
 /// Runs the controller until `shutdown` completes.
@@ -67,10 +83,15 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let routes: Api<TunnelRoute> = Api::all(client.clone());
-    let controller = Controller::new(routes.clone(), watcher::Config::default());
-    let store = controller.store();
-    let neighbours = store.clone();
+    let api: Api<Guarded> = Api::all(client.clone());
+    let (store, writer) = reflector::store();
+    let (neighbours, neighbour_triggers) = mpsc::unbounded();
+    let reader = store.clone();
+    let routes = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .inspect_ok(move |event| trigger_neighbours(&reader, event, &neighbours))
+        .applied_objects();
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
@@ -78,25 +99,12 @@ pub async fn run(
     let context = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
-        store,
+        store: store.clone(),
         metrics,
         failures: Mutex::default(),
     });
-    controller
-        // Any route change re-checks its namespace's routes for conflicts.
-        .watches(
-            routes,
-            watcher::Config::default(),
-            move |changed: TunnelRoute| {
-                let namespace = changed.namespace();
-                neighbours
-                    .state()
-                    .into_iter()
-                    .filter(|r| r.namespace() == namespace)
-                    .map(|r| ObjectRef::from_obj(r.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
+    Controller::for_stream(routes, store)
+        .reconcile_on(neighbour_triggers)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -107,22 +115,43 @@ pub async fn run(
         .await;
 }
 
+/// After the store applied `event`, asks for the other routes of the changed route's namespace
+/// to be reconciled. (A full re-list reconciles every route anyway.)
+fn trigger_neighbours(
+    store: &Store<Guarded>,
+    event: &watcher::Event<Guarded>,
+    triggers: &mpsc::UnboundedSender<ObjectRef<Guarded>>,
+) {
+    let (watcher::Event::Apply(changed) | watcher::Event::Delete(changed)) = event else {
+        return;
+    };
+    for route in store.state() {
+        if route.namespace() == changed.namespace() && route.name_any() != changed.name_any() {
+            // Fails only once the controller is gone, when nothing needs reconciling.
+            let _ = triggers.unbounded_send(ObjectRef::from_obj(route.as_ref()));
+        }
+    }
+}
+
 /// Validates one route and writes its status.
-#[tracing::instrument(skip_all, fields(route = %format!("{}/{}", route.namespace().unwrap_or_default(), route.name_any())))]
-async fn reconcile(route: Arc<TunnelRoute>, ctx: Arc<Context>) -> Result<Action, Error> {
+#[tracing::instrument(skip_all, fields(route = %full_name(&route)))]
+async fn reconcile(route: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_seconds.start_timer();
     let namespace = route.namespace().unwrap_or_default();
     let name = route.name_any();
-    let full_name = format!("{namespace}/{name}");
-    let findings = findings(&route, &ctx.store.state(), &full_name);
+    let findings = findings::findings(&route, &ctx.store.state());
+    let current = match &route.0 {
+        Ok(decoded) => decoded.status.clone(),
+        Err(_) => undecodable_status(&ctx.client, &namespace, &name).await?,
+    };
     let status = status::desired(
         &findings,
         route.meta().generation,
-        route.status.as_ref(),
+        current.as_ref(),
         Time(k8s_openapi::jiff::Timestamp::now()),
     );
-    if route.status.as_ref() != Some(&status) {
-        let api: Api<TunnelRoute> = Api::namespaced(ctx.client.clone(), &namespace);
+    if current.as_ref() != Some(&status) {
+        let api: Api<Guarded> = Api::namespaced(ctx.client.clone(), &namespace);
         let patch = serde_json::json!({
             "apiVersion": "warren.dev/v1alpha1",
             "kind": "TunnelRoute",
@@ -135,7 +164,7 @@ async fn reconcile(route: Arc<TunnelRoute>, ctx: Arc<Context>) -> Result<Action,
         )
         .await
         .map_err(|source| Error::Status {
-            route: full_name.clone(),
+            route: full_name(&route),
             source,
         })?;
         publish(&ctx, &route, &findings).await;
@@ -148,37 +177,27 @@ async fn reconcile(route: Arc<TunnelRoute>, ctx: Arc<Context>) -> Result<Action,
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
-/// Validation and conflicts of `route` among the routes of its namespace.
-fn findings(route: &TunnelRoute, all: &[Arc<TunnelRoute>], full_name: &str) -> Findings {
-    let converted = Route::try_from(route);
-    let valid = converted.as_ref().map(drop).map_err(|e| e.problem.clone());
-    let mut conflicts_with = Vec::new();
-    if let Ok(this) = converted {
-        let mut neighbours: Vec<Route> = all
-            .iter()
-            .filter(|r| r.namespace() == route.namespace() && r.name_any() != route.name_any())
-            .filter_map(|r| Route::try_from(r.as_ref()).ok())
-            .collect();
-        neighbours.push(this);
-        for conflict in conflicts(&neighbours) {
-            let (deny, allow) = (conflict.deny.to_string(), conflict.allow.to_string());
-            if deny == full_name {
-                conflicts_with.push(allow);
-            } else if allow == full_name {
-                conflicts_with.push(deny);
-            }
-        }
-        conflicts_with.sort();
-        conflicts_with.dedup();
-    }
-    Findings {
-        valid,
-        conflicts_with,
-    }
+/// The status of a route whose spec this build cannot decode, read untyped; without it every
+/// reconciliation would write a new `lastTransitionTime` and trigger the next one.
+async fn undecodable_status(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<TunnelRouteStatus>, Error> {
+    let resource = ApiResource::erase::<TunnelRoute>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let object = api.get(name).await.map_err(|source| Error::Read {
+        route: format!("{namespace}/{name}"),
+        source,
+    })?;
+    Ok(object
+        .data
+        .get("status")
+        .and_then(|status| serde_json::from_value(status.clone()).ok()))
 }
 
 /// Emits an Event when a route is invalid or conflicted (and once when it becomes accepted).
-async fn publish(ctx: &Context, route: &TunnelRoute, findings: &Findings) {
+async fn publish(ctx: &Context, route: &Guarded, findings: &Findings) {
     let (type_, reason, note) = match (&findings.valid, findings.conflicts_with.is_empty()) {
         (Err(message), _) => (EventType::Warning, "Invalid", message.clone()),
         (Ok(()), false) => (
@@ -205,7 +224,7 @@ async fn publish(ctx: &Context, route: &TunnelRoute, findings: &Findings) {
 }
 
 /// Backs off exponentially per route: 1 s, 2 s, 4 s … up to 5 minutes.
-fn error_policy(route: Arc<TunnelRoute>, error: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(route: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics
         .reconciliations
         .with_label_values(&[error.metric_label()])
@@ -218,35 +237,4 @@ fn error_policy(route: Arc<TunnelRoute>, error: &Error, ctx: Arc<Context>) -> Ac
     let delay = Duration::from_secs(1u64 << (*n - 1).min(8)).min(Duration::from_secs(300));
     tracing::warn!(%error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn route(name: &str, action: &str, cidr: &str) -> Arc<TunnelRoute> {
-        Arc::new(
-            serde_json::from_value(serde_json::json!({
-                "apiVersion": "warren.dev/v1alpha1", "kind": "TunnelRoute",
-                "metadata": {"name": name, "namespace": "shop"},
-                "spec": {"destinations": [{"cidr": cidr}], "action": action},
-            }))
-            .unwrap(),
-        )
-    }
-
-    #[test]
-    fn finds_invalid_routes_and_conflicts_in_the_namespace() {
-        let allow = route("allow", "Allow", "10.0.0.0/8");
-        let deny = route("deny", "Deny", "10.1.0.0/16");
-        let broken = route("broken", "Allow", "10.0.0.0/33");
-        let all = vec![allow.clone(), deny.clone(), broken.clone()];
-        let f = findings(&allow, &all, "shop/allow");
-        assert_eq!(f.valid, Ok(()));
-        assert_eq!(f.conflicts_with, vec!["shop/deny".to_owned()]);
-        let f = findings(&deny, &all, "shop/deny");
-        assert_eq!(f.conflicts_with, vec!["shop/allow".to_owned()]);
-        let f = findings(&broken, &all, "shop/broken");
-        assert!(f.valid.unwrap_err().contains("cidr"));
-    }
 }

@@ -5,6 +5,12 @@
 //! (`renewTime + leaseDurationSeconds` in the past), renews it when it holds it, and otherwise
 //! waits. Every write carries the `resourceVersion` it read, so two candidates can never both
 //! win the same round: the API server rejects the second write with a conflict.
+//!
+//! The holder must also stop before anyone else may start. A write that succeeded at a round
+//! that began at `t` wrote a `renewTime` of at least `t`, so others wait until at least
+//! `t + duration`; the holder leads only until `t + duration - margin` (a fifth of the duration,
+//! for clock skew and for in-flight writes to finish), by a timer of its own, even while a round
+//! hangs on an unreachable API server. Rounds are bounded by `renew_every`.
 
 use std::time::Duration;
 
@@ -14,6 +20,8 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Which Lease, and who is asking.
@@ -27,46 +35,99 @@ pub struct LeaseConfig {
     pub identity: String,
     /// How long a Lease stays valid without renewal.
     pub duration: Duration,
-    /// How often the holder renews and others check.
+    /// How often the holder renews and others check; also the bound of one round. Keep it well
+    /// under `duration` (a third, say), or the holder loses the lead between renewals.
     pub renew_every: Duration,
 }
 
-/// Campaigns for the Lease until `shutdown`; the receiver says whether this replica leads.
-/// On shutdown a held Lease is released so another replica takes over at once.
-pub fn campaign(
-    client: Client,
-    config: LeaseConfig,
-    shutdown: CancellationToken,
-) -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
+/// A running campaign.
+pub struct Campaign {
+    leading: watch::Receiver<bool>,
+    resign: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+// === impl Campaign ===
+
+impl Campaign {
+    /// Whether this replica leads, as it changes.
+    pub fn leading(&self) -> watch::Receiver<bool> {
+        self.leading.clone()
+    }
+
+    /// Stops campaigning and releases a held Lease, so that another replica takes over at once
+    /// instead of after the Lease expires. Call it once the work the Lease guards has stopped.
+    pub async fn resign(self) {
+        self.resign.cancel();
+        if let Err(error) = self.task.await {
+            tracing::warn!(%error, "lease campaign task failed");
+        }
+    }
+}
+
+/// Campaigns for the Lease until [`Campaign::resign`].
+pub fn campaign(client: Client, config: LeaseConfig) -> Campaign {
+    let (tx, leading) = watch::channel(false);
     let api: Api<Lease> = Api::namespaced(client, &config.namespace);
-    tokio::spawn(async move {
-        let mut last_renewal: Option<tokio::time::Instant> = None;
+    let resign = CancellationToken::new();
+    let stop = resign.clone();
+    let margin = config.duration / 5;
+    let task = tokio::spawn(async move {
+        // Until when this replica may act as the leader.
+        let mut valid_until: Option<Instant> = None;
         loop {
-            match try_acquire(&api, &config).await {
-                Ok(true) => last_renewal = Some(tokio::time::Instant::now()),
-                Ok(false) => last_renewal = None,
-                Err(error) => tracing::warn!(%error, lease = %config.name, "lease round failed"),
+            let round = Instant::now();
+            let attempt = tokio::time::timeout(config.renew_every, try_acquire(&api, &config));
+            let outcome = tokio::select! {
+                outcome = attempt => outcome,
+                () = stop.cancelled() => break,
+            };
+            match outcome {
+                Ok(Ok(true)) => valid_until = Some(round + config.duration - margin),
+                Ok(Ok(false)) => valid_until = None,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, lease = %config.name, "lease round failed")
+                }
+                Err(_) => tracing::warn!(lease = %config.name, "lease round timed out"),
             }
-            // A holder that cannot renew stops leading before its Lease can expire elsewhere.
-            let leading = last_renewal.is_some_and(|t| t.elapsed() < config.duration);
-            if *tx.borrow() != leading {
-                tracing::info!(leading, identity = %config.identity, "leadership changed");
-                tx.send_replace(leading);
+            let next_round = round + config.renew_every;
+            loop {
+                let lead = valid_until.is_some_and(|t| Instant::now() < t);
+                if *tx.borrow() != lead {
+                    tracing::info!(leading = lead, identity = %config.identity, "leadership changed");
+                    tx.send_replace(lead);
+                }
+                // Wake for the next round, or earlier when the lead runs out.
+                let wake = match valid_until {
+                    Some(t) if lead && t < next_round => t,
+                    _ => next_round,
+                };
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep_until(wake) => {}
+                }
+                if wake == next_round {
+                    break;
+                }
             }
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(config.renew_every) => {}
+            if stop.is_cancelled() {
+                break;
             }
         }
         if *tx.borrow() {
-            if let Err(error) = release(&api, &config).await {
-                tracing::warn!(%error, "cannot release the lease");
-            }
             tx.send_replace(false);
+            match tokio::time::timeout(config.renew_every, release(&api, &config)).await {
+                Ok(Ok(())) => tracing::info!(lease = %config.name, "lease released"),
+                Ok(Err(error)) => tracing::warn!(%error, "cannot release the lease"),
+                Err(_) => tracing::warn!("releasing the lease timed out"),
+            }
         }
     });
-    rx
+    Campaign {
+        leading,
+        resign,
+        task,
+    }
 }
 
 /// One round: returns whether this replica holds the Lease afterwards.

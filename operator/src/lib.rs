@@ -4,6 +4,8 @@
 //!   shared by the tunnel server's file and Kubernetes policy sources and by the controller.
 //! - [`controller`]: validates TunnelRoutes and writes their status and Events, run by the
 //!   replica that holds the [`leader`] Lease.
+//! - [`replica`]: one `warren-operator` replica — campaign, and the controller while leading;
+//!   [`admin`] serves its `/metrics`, `/healthz` and `/readyz`.
 //! - [`routes_watch`]: TunnelRoutes watched live and compiled, for the tunnel server.
 //! - [`crd_yaml`]: the generated CRD manifest (`crds/` holds it; a test keeps it in sync).
 #![forbid(unsafe_code)]
@@ -13,6 +15,7 @@ pub mod api;
 pub mod controller;
 pub mod leader;
 pub mod metrics;
+pub mod replica;
 pub mod routes_watch;
 
 use kube::CustomResourceExt;

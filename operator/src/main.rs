@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use warren_operator::{admin, controller, leader, metrics::Metrics};
+use warren_operator::{admin, leader, metrics::Metrics, replica};
 
 /// Warren's operator: validates TunnelRoutes and writes their status.
 #[derive(Parser)]
@@ -69,40 +69,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let identity = args
         .identity
         .unwrap_or_else(|| format!("warren-operator-{}", std::process::id()));
-    let mut leading = leader::campaign(
-        client.clone(),
-        leader::LeaseConfig {
-            namespace: args.lease_namespace,
-            name: args.lease_name,
-            identity,
-            duration: Duration::from_secs(args.lease_seconds),
-            renew_every: Duration::from_secs(args.lease_seconds / 3).max(Duration::from_secs(1)),
-        },
-        shutdown.clone(),
-    );
+    let lease = leader::LeaseConfig {
+        namespace: args.lease_namespace,
+        name: args.lease_name,
+        identity,
+        duration: Duration::from_secs(args.lease_seconds),
+        renew_every: Duration::from_secs(args.lease_seconds / 3).max(Duration::from_secs(1)),
+    };
     ready.set(true);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            changed = leading.wait_for(|l| *l) => { changed.context("leader election stopped")?; }
-        }
-        metrics.leader.set(1);
-        tracing::info!("leading: starting the controller");
-        let mut lost = leading.clone();
-        let stop = shutdown.clone();
-        controller::run(client.clone(), metrics.clone(), async move {
-            tokio::select! {
-                () = stop.cancelled() => {}
-                _ = lost.wait_for(|l| !*l) => {}
-            }
-        })
-        .await;
-        metrics.leader.set(0);
-        if shutdown.is_cancelled() {
-            // Let the Lease be released before exiting.
-            let _ = tokio::time::timeout(Duration::from_secs(5), leading.wait_for(|l| !*l)).await;
-            return Ok(());
-        }
-        tracing::warn!("lost the lease: controller stopped, campaigning again");
-    }
+    replica::run(client, lease, metrics, shutdown).await;
+    Ok(())
 }
