@@ -133,13 +133,16 @@ start_warren() { # entry target [client flags...]
 }
 
 # --- 1. bulk throughput ---------------------------------------------------------------------
-iperf_gbps() { # [netns] host port streams; retried, since an iperf3 server still closing the
-  # previous test answers "busy"
+iperf_run() { # [netns] host port streams -> "Gbit/s bytes iperf3-CPU-seconds"; retried, since an
+  # iperf3 server still closing the previous test answers "busy"
   local ns=() json
   if (($# == 4)); then ns=(ip netns exec "$1"); shift; fi
   for attempt in 1 2 3; do
     json=$("${ns[@]}" iperf3 -c "$1" -p "$2" -P "$3" -t "$SECS" -J 2>/dev/null || true)
-    if python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print("%.2f" % (d["end"]["sum_received"]["bits_per_second"]/1e9))' "$json" 2>/dev/null; then
+    # iperf3's own CPU use, both ends ("host" is its client, "remote" its server), in percent of
+    # the test's duration.
+    if python3 -c 'import json,sys; e=json.loads(sys.argv[1])["end"]; s=e["sum_received"]; c=e["cpu_utilization_percent"]
+print("%.2f %d %.3f" % (s["bits_per_second"]/1e9, s["bytes"], (c["host_total"]+c["remote_total"])/100*s["seconds"]))' "$json" 2>/dev/null; then
       return 0
     fi
     log "iperf3 attempt $attempt failed: $(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("error","?"))' "$json" 2>/dev/null || echo no output)"
@@ -148,17 +151,50 @@ iperf_gbps() { # [netns] host port streams; retried, since an iperf3 server stil
   return 1
 }
 
+# CPU clock ticks so far: user and system time of the given processes, then the machine's busy
+# and idle time (all cores; steal excluded).
+clk_tck=$(getconf CLK_TCK)
+cpu_ticks() {
+  local user=0 sys=0 pid t us ni sy id io irq sirq
+  for pid in $(printf '%s\n' "$@" | sort -u); do
+    read -r -a t < <(cut -d' ' -f14,15 "/proc/$pid/stat")
+    user=$((user + t[0])) sys=$((sys + t[1]))
+  done
+  read -r _ us ni sy id io irq sirq _ < /proc/stat
+  echo "$user $sys $((us + ni + sy + irq + sirq)) $((id + io))"
+}
+
 declare -A result
+# The one-stream runs also record where the CPU went, in CPU-seconds per GiB moved: the tunnel
+# processes' user and kernel time, iperf3's (both ends) and the whole machine's busy and idle time.
+tunnel_pids=()
 measure_throughput() { # name entry-port [netns host]
-  local name=$1 port=$2 ns=${3:-} host=${4:-127.0.0.1}
+  local name=$1 port=$2 ns=${3:-} host=${4:-127.0.0.1} run before after
+  local -a where=() costs=()
+  [[ -n $ns ]] && where=("$ns")
   for streams in 1 8; do
-    local samples=()
+    local samples=() ok=()
     for _ in $(seq "$RUNS"); do
-      if [[ -n $ns ]]; then samples+=("$(iperf_gbps "$ns" "$host" "$port" "$streams")")
-      else samples+=("$(iperf_gbps "$host" "$port" "$streams")"); fi
+      before=$(cpu_ticks "${tunnel_pids[@]}")
+      run=$(iperf_run "${where[@]}" "$host" "$port" "$streams") || run=failed
+      after=$(cpu_ticks "${tunnel_pids[@]}")
+      samples+=("${run%% *}")
+      if [[ $streams == 1 && $run != failed ]]; then
+        costs+=("$(python3 -c 'import sys
+gbps, moved, iperf = map(float, sys.argv[1].split()); b = list(map(int, sys.argv[2].split())); a = list(map(int, sys.argv[3].split()))
+gib, tck = moved / 2**30, float(sys.argv[4]); d = [(y - x) / tck / gib for x, y in zip(b, a)]
+print("%.3f %.3f %.3f %.3f %.3f" % (d[0], d[1], iperf / gib, d[2], d[3]))' "$run" "$before" "$after" "$clk_tck")")
+      fi
     done
-    result["tput,$name,$streams"]=$(printf '%s\n' "${samples[@]}" | stats)
+    for run in "${samples[@]}"; do [[ $run == failed ]] || ok+=("$run"); done
+    if ((${#ok[@]})); then result["tput,$name,$streams"]=$(printf '%s\n' "${ok[@]}" | stats)
+    else result["tput,$name,$streams"]=failed; fi
     log "throughput $name x$streams: ${result["tput,$name,$streams"]} Gbit/s (median min max)"
+  done
+  local field
+  for field in 1 2 3 4 5; do
+    ((${#costs[@]})) || break
+    result["cpu$field,$name"]=$(printf '%s\n' "${costs[@]}" | cut -d' ' -f"$field" | stats)
   done
 }
 
@@ -169,7 +205,9 @@ measure_throughput plain "$iperf_port"
 for peer in stunnel haproxy warren; do
   entry=$(free_port)
   "start_$peer" "$entry" "127.0.0.1:$iperf_port"
+  tunnel_pids=("$server_pid" "$client_pid")
   measure_throughput "$peer" "$entry"
+  tunnel_pids=()
   stop_all
   iperf3 -s -p "$iperf_port" >/dev/null 2>&1 & pids+=($!); wait_port "$iperf_port"
 done
@@ -278,11 +316,25 @@ stop_all
 decide=$(cd "$root" && cargo bench -q -p warren-core --bench decide -- --warm-up-time 1 --measurement-time 3 2>/dev/null |
   grep -E '^decide with|^decide/10k-routes|^compiled' || true)
 log "$decide"
+aead=$("$load" aead --gib 2)
+log "$aead"
 
 # --- report -------------------------------------------------------------------------------------
-python3 - "$out" "$RUNS" "$SECS" "$IDLE_CONNS" "$transparent" "$decide" <<PY
-import sys, subprocess, platform
-out, runs, secs, idle, transparent, decide = sys.argv[1:]
+python3 - "$out" "$RUNS" "$SECS" "$IDLE_CONNS" "$transparent" "$decide" "$aead" <<PY
+import sys, subprocess, platform, socket
+out, runs, secs, idle, transparent, decide, aead = sys.argv[1:]
+aead = dict(kv.split("=") for kv in aead.split()[1:])
+def ktls():
+    """Whether this kernel offers TLS in the kernel (TCP_ULP "tls"), the one lever left."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        with socket.create_connection(listener.getsockname()) as c:
+            c.setsockopt(socket.IPPROTO_TCP, 31, b"tls")  # TCP_ULP
+        return "available"
+    except OSError as e:
+        return f"not available here (setsockopt(TCP_ULP, \"tls\"): {e.strerror})"
+    finally:
+        listener.close()
 r = {}
 for line in """$(for k in "${!result[@]}"; do printf '%s=%s\n' "$k" "${result[$k]}"; done)""".strip().splitlines():
     k, v = line.split("=", 1)
@@ -302,7 +354,7 @@ L = []
 L.append("# Benchmarks\n")
 L.append("Generated by \`make bench\` (bench/run.sh); numbers from one run on one machine, each a median of "
          f"{runs} runs of {secs} s with the spread (min–max) in brackets. Ratios are Warren ÷ stunnel from the same run.\n")
-L.append(f"Machine: {cores} cores, {cpu}, Linux {platform.release()}.\n")
+L.append(f"Machine: {cores} cores, {cpu}, Linux {platform.release()}; kernel TLS {ktls()}.\n")
 L.append("## Bulk throughput (iperf3 through each tunnel, Gbit/s)\n")
 L.append("| tunnel | 1 stream | 8 streams | 1 stream vs stunnel | 8 streams vs stunnel |")
 L.append("|---|---|---|---|---|")
@@ -314,6 +366,33 @@ for name, label in [("plain","plain loopback TCP (ceiling)"),("stunnel","stunnel
     L.append(f"| {label} | {cell(f'tput,{name},1')} | {cell(f'tput,{name},8')} | {rr[0]} | {rr[1]} |")
 if transparent != "ok":
     L.append(f"\nWarren transparent: {transparent}\n")
+L.append("\n### Where the CPU goes: one stream, CPU-seconds per GiB moved\n")
+L.append("The tunnel's two processes (user and kernel time from \`/proc/PID/stat\`), iperf3's own use at both "
+         "ends (its report), and the whole machine (\`/proc/stat\`). Cheaper per GiB means faster, since "
+         f"everything shares {cores} cores.\n")
+L.append("| tunnel | tunnel user | tunnel kernel | iperf3, both ends | machine busy | machine idle |")
+L.append("|---|---|---|---|---|---|")
+for name, label in [("plain","plain loopback TCP (no tunnel)"),("stunnel","stunnel"),("haproxy","haproxy"),("warren","Warren")]:
+    tunnel = ["–", "–"] if name == "plain" else [cell(f"cpu{i},{name}") for i in (1, 2)]
+    L.append(f"| {label} | " + " | ".join(tunnel + [cell(f"cpu{i},{name}") for i in (3, 4, 5)]) + " |")
+seal, opn = float(aead["seal_s_per_gib"]), float(aead["open_s_per_gib"])
+rseal, ropn = float(aead["rustls_seal_s_per_gib"]), float(aead["rustls_open_s_per_gib"])
+L.append(f"\nIn isolation (\`warren-bench aead\`, CPU-seconds per GiB): the cipher alone, ring AES-256-GCM on "
+         f"16 KiB records in place, seals in {seal:.3f} and opens in {opn:.3f} ({seal + opn:.3f} both ways); rustls' "
+         f"buffered API around it, as tokio-rustls drives it, takes {rseal:.3f} and {ropn:.3f} ({rseal + ropn:.3f}).\n")
+stun = med("tput,stunnel,1")
+if stun and med("cpu2,warren") is not None:
+    target = 2 * stun
+    budget = float(cores) / (target * 1e9 / 8 / 2**30)
+    floor = med("cpu2,warren") + med("cpu3,warren") + seal + opn
+    verdict = ("more than the machine has. Even with no user-space work but the cipher, Warren would miss the "
+               "target on this machine; only less kernel work per byte (kernel TLS with splice) could close the gap"
+               if floor > budget else
+               f"leaving {budget - floor:.2f} for all the rest of Warren's user-space work, which spent "
+               f"{med('cpu1,warren') - seal - opn:.2f} in this run")
+    L.append(f"**Budget at the one-stream target.** 2× stunnel is {target:.2f} Gbit/s, at which {cores} fully busy cores "
+             f"afford {budget:.2f} CPU-seconds per GiB. Warren's kernel time ({med('cpu2,warren'):.2f}), iperf3's own "
+             f"({med('cpu3,warren'):.2f}) and the cipher ({seal + opn:.2f}) already need {floor:.2f}: {verdict}.\n")
 L.append("\n## New connections: a full mutual TLS 1.3 handshake per connection, 64-byte request and reply, 8 in flight\n")
 L.append("| tunnel | connections/s | connect-to-first-byte p50 (ms) | p99 (ms) | conn/s vs stunnel | p99 vs stunnel |")
 L.append("|---|---|---|---|---|---|")

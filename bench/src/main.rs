@@ -5,7 +5,12 @@
 //!   echoed reply and closes. Every connection is a new tunnel, hence a new TLS handshake.
 //! - `hold`: opens N tunneled connections, proves each carries a byte, then keeps them idle so
 //!   the script can read the tunnel processes' memory.
+//! - `aead`: what the cipher alone costs per GiB, the floor of any TLS tunnel's user-space work,
+//!   and what rustls' buffered API costs for the same bytes.
 #![forbid(unsafe_code)]
+
+mod aead;
+mod rustls_cost;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -45,6 +50,13 @@ enum Command {
         #[arg(long)]
         listen: SocketAddr,
     },
+    /// Measure what AES-256-GCM alone costs per GiB (seal and open, 16 KiB records), and what
+    /// rustls' buffered API costs for the same bytes.
+    Aead {
+        /// GiB to seal and open.
+        #[arg(long, default_value_t = 1.0)]
+        gib: f64,
+    },
     /// Open and hold idle tunneled connections.
     Hold {
         /// Tunnel entry (in front of an echo server).
@@ -74,6 +86,16 @@ async fn main() -> anyhow::Result<()> {
             hold_seconds,
         } => hold(addr, count, Duration::from_secs(hold_seconds)).await,
         Command::Echo { listen } => echo(listen).await,
+        Command::Aead { gib } => {
+            let cipher = aead::measure(gib)?;
+            let rustls = rustls_cost::measure(gib)?;
+            println!(
+                "aead seal_s_per_gib={:.3} open_s_per_gib={:.3} rustls_seal_s_per_gib={:.3} \
+                 rustls_open_s_per_gib={:.3}",
+                cipher.seal, cipher.open, rustls.seal, rustls.open
+            );
+            Ok(())
+        }
     }
 }
 
