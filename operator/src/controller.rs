@@ -8,11 +8,11 @@
 //! the triggers would race the store). Objects are watched through `DeserializeGuard`: a route
 //! this build cannot decode is reported `Accepted=False` instead of failing every list.
 
+pub mod backoff;
 pub mod findings;
 pub mod status;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::channel::mpsc;
@@ -28,6 +28,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::{TunnelRoute, TunnelRouteStatus};
 use crate::metrics::Metrics;
+use backoff::Backoff;
 use findings::{Guarded, full_name};
 use status::Findings;
 
@@ -73,8 +74,8 @@ pub struct Context {
     store: Store<Guarded>,
     recorder: Recorder,
     metrics: Arc<Metrics>,
-    /// Consecutive failures per route, for exponential backoff.
-    failures: Mutex<HashMap<ObjectRef<Guarded>, u32>>,
+    /// Consecutive failures per route.
+    backoff: Backoff<ObjectRef<Guarded>>,
 }
 
 /// Runs the controller until `shutdown` completes.
@@ -101,7 +102,7 @@ pub async fn run(
         client,
         store: store.clone(),
         metrics,
-        failures: Mutex::default(),
+        backoff: Backoff::default(),
     });
     Controller::for_stream(routes, store)
         .reconcile_on(neighbour_triggers)
@@ -169,10 +170,10 @@ async fn reconcile(route: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Err
         })?;
         publish(&ctx, &route, &findings).await;
     }
-    ctx.failures
-        .lock()
-        .expect("failures lock")
-        .remove(&ObjectRef::from_obj(route.as_ref()));
+    ctx.backoff
+        .succeeded(&ObjectRef::from_obj(route.as_ref()), |key| {
+            ctx.store.get(key).is_some()
+        });
     ctx.metrics.reconciliations.with_label_values(&["ok"]).inc();
     Ok(Action::requeue(Duration::from_secs(300)))
 }
@@ -229,12 +230,11 @@ fn error_policy(route: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Action
         .reconciliations
         .with_label_values(&[error.metric_label()])
         .inc();
-    let mut failures = ctx.failures.lock().expect("failures lock");
-    let n = failures
-        .entry(ObjectRef::from_obj(route.as_ref()))
-        .or_insert(0);
-    *n = n.saturating_add(1);
-    let delay = Duration::from_secs(1u64 << (*n - 1).min(8)).min(Duration::from_secs(300));
+    let delay = ctx
+        .backoff
+        .failed(&ObjectRef::from_obj(route.as_ref()), |key| {
+            ctx.store.get(key).is_some()
+        });
     tracing::warn!(%error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
