@@ -8,8 +8,10 @@
 //! - [`identity`]: the client identity taken from its certificate (SPIFFE URI SAN, DNS SANs).
 //! - [`policy`]: routes, their compiled index, and the deterministic decision for one connection.
 //! - [`verdict`]: the server's first answer after the handshake: connected, or why not.
+//! - [`capture`]: the networks and ports `warren init` captures, as flags and annotations give them.
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod destination;
 pub mod identity;
 pub mod policy;

@@ -6,6 +6,8 @@
 //!   replica that holds the [`leader`] Lease.
 //! - [`replica`]: one `warren-operator` replica — campaign, and the controller while leading;
 //!   [`admin`] serves its `/metrics`, `/healthz` and `/readyz`.
+//! - [`inject`]: what the injection webhook adds to a pod that asks for Warren.
+//! - [`webhook`]: serves [`inject`] to the API server as a mutating admission webhook.
 //! - [`routes_watch`]: TunnelRoutes watched live and compiled, for the tunnel server.
 //! - [`crd_yaml`]: the generated CRD manifest (`crds/` holds it; a test keeps it in sync).
 #![forbid(unsafe_code)]
@@ -13,10 +15,12 @@
 pub mod admin;
 pub mod api;
 pub mod controller;
+pub mod inject;
 pub mod leader;
 pub mod metrics;
 pub mod replica;
 pub mod routes_watch;
+pub mod webhook;
 
 use kube::CustomResourceExt;
 

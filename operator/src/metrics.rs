@@ -11,6 +11,8 @@ pub struct Metrics {
     pub reconcile_seconds: Histogram,
     /// 1 while this replica holds the leader Lease.
     pub leader: IntGauge,
+    /// Injection reviews by outcome (`injected`, `not_requested`, `refused`, `error`, ...).
+    pub injections: IntCounterVec,
 }
 
 // === impl Metrics ===
@@ -42,11 +44,23 @@ impl Metrics {
             .register(Box::new(reconcile_seconds.clone()))
             .expect("once");
         registry.register(Box::new(leader.clone())).expect("once");
+        let injections = IntCounterVec::new(
+            Opts::new(
+                "injection_reviews_total",
+                "Injection webhook reviews by outcome.",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(injections.clone()))
+            .expect("once");
         Metrics {
             registry,
             reconciliations,
             reconcile_seconds,
             leader,
+            injections,
         }
     }
 

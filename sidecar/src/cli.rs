@@ -218,4 +218,67 @@ mod tests {
         assert!(parse_duration("3 days").is_err());
         assert!(parse_duration("").is_err());
     }
+
+    /// What the injection webhook puts in a pod's containers is a valid `warren init` and
+    /// `warren client` configuration: each variable is one the CLI declares, and its value
+    /// parses (a flag without a value is "true").
+    #[test]
+    fn injected_containers_configure_this_cli() {
+        use warren_operator::inject::{self, InjectConfig, Outcome};
+        let config = InjectConfig {
+            image: "warren:test".into(),
+            image_pull_policy: None,
+            tunnel_server: "warren-server.warren-system.svc:4443".into(),
+            tunnel_server_name: Some("warren-server".into()),
+            identity_secret: "warren-identity".into(),
+            proxy_uid: 1337,
+            proxy_port: 15001,
+            admin_port: 15090,
+            ipv6: false,
+        };
+        let pod = serde_json::json!({
+            "metadata": {"name": "app", "annotations": {
+                "warren.dev/exclude-outbound-ports": "22,8000-8100",
+                "warren.dev/exclude-outbound-cidrs": "10.96.0.0/12",
+                "warren.dev/include-outbound-ports": "1-65535",
+                "warren.dev/include-outbound-cidrs": "0.0.0.0/0,::/0",
+            }},
+            "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+        });
+        let Ok(Outcome::Inject(patch)) =
+            inject::inject(&serde_json::from_value(pod.clone()).unwrap(), &config)
+        else {
+            panic!("not injected");
+        };
+        let mut pod = pod;
+        json_patch::patch(&mut pod, &patch).unwrap();
+        let containers = pod["spec"]["initContainers"].as_array().unwrap();
+        assert_eq!(containers.len(), 2);
+        let cli = Cli::command();
+        for container in containers {
+            let subcommand = container["args"][0].as_str().unwrap();
+            let declared = cli.find_subcommand(subcommand).unwrap();
+            let mut argv = vec!["warren".to_owned(), subcommand.to_owned()];
+            for var in container["env"].as_array().unwrap() {
+                let (name, value) = (
+                    var["name"].as_str().unwrap(),
+                    var["value"].as_str().unwrap(),
+                );
+                let arg = declared
+                    .get_arguments()
+                    .find(|a| a.get_env().is_some_and(|e| e == name))
+                    .unwrap_or_else(|| panic!("warren {subcommand} declares no {name}"));
+                let long = arg.get_long().unwrap();
+                if arg.get_action().takes_values() {
+                    argv.push(format!("--{long}={value}"));
+                } else {
+                    assert_eq!(value, "true", "{name}");
+                    argv.push(format!("--{long}"));
+                }
+            }
+            if let Err(error) = Cli::try_parse_from(&argv) {
+                panic!("{argv:?}: {error}");
+            }
+        }
+    }
 }

@@ -4,6 +4,7 @@
 use ipnet::IpNet;
 
 use super::{Backend, InitArgs};
+pub use warren_core::capture::{parse_net, parse_ports};
 
 /// Warren's own chain in the nat table, jumped to from `OUTPUT`.
 pub const CHAIN: &str = "WARREN_OUTPUT";
@@ -152,32 +153,6 @@ fn ports_match(ports: &[(u16, u16)]) -> String {
     format!("-m multiport --dports {}", list.join(","))
 }
 
-/// Parses a CIDR, or a bare IP address as a single-address network.
-pub fn parse_net(s: &str) -> Result<IpNet, String> {
-    let s = s.trim();
-    s.parse::<IpNet>()
-        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("invalid address {s:?}: expected an IP address or a CIDR"))
-}
-
-/// Parses `80` or `8000-8080` into an inclusive range.
-pub fn parse_ports(s: &str) -> Result<(u16, u16), String> {
-    let port = |p: &str| match p.trim().parse::<u16>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("invalid port {p:?}: expected 1-65535")),
-    };
-    match s.split_once('-') {
-        None => port(s).map(|p| (p, p)),
-        Some((a, b)) => {
-            let (a, b) = (port(a)?, port(b)?);
-            if a > b {
-                return Err(format!("invalid port range {s:?}: runs backwards"));
-            }
-            Ok((a, b))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,13 +231,5 @@ mod tests {
         ] {
             assert!(envs.iter().any(|e| e == name), "{name} missing: {envs:?}");
         }
-    }
-
-    #[test]
-    fn rejects_bad_ports() {
-        assert!(parse_ports("0").is_err());
-        assert!(parse_ports("90-80").is_err());
-        assert!(parse_ports("http").is_err());
-        assert_eq!(parse_ports("80-90"), Ok((80, 90)));
     }
 }
