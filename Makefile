@@ -38,9 +38,10 @@ build:
 e2e-bins:
 	bash e2e/build.sh
 
-## crds: regenerate crds/ from the Rust types.
+## crds: regenerate crds/ (and the chart's copy) from the Rust types.
 crds:
 	$(CARGO) run -q -p warren-operator --bin crdgen > crds/warren.dev_tunnelroutes.yaml
+	cp crds/warren.dev_tunnelroutes.yaml charts/warren/crds/
 
 ## fuzz: run each cargo-fuzz target for FUZZ_SECONDS (default 60) from its committed seeds.
 FUZZ_SECONDS ?= 60

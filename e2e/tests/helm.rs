@@ -1,6 +1,6 @@
 //! The built helm is the real upstream program: it renders and lints a chart made by
 //! `helm create`, and installs, lists and uninstalls a release on the test API server.
-//! (The test on Warren's own chart, `charts/warren`, comes with that chart.)
+//! Warren's own chart, `charts/warren`, is tested in `chart.rs`.
 
 use anyhow::{Context, Result};
 
