@@ -7,12 +7,18 @@ export WARREN_CACHE ?= $(CURDIR)/.cache
 # Debian packages the tests use as real peers and tools.
 DEB_PACKAGES := stunnel4 socat iperf3 curl iptables iproute2 openssl procps psmisc
 
-.PHONY: all demo test deps lint build e2e-bins crds fuzz bench fmt clean
+.PHONY: all demo demo-loopback test deps lint build e2e-bins crds fuzz bench fmt clean
 
 all: build
 
-## demo: run Warren end to end on this machine (loopback), then stop.
-demo: deps build
+## demo: Warren's main job end to end on this machine (as root): a real kube-apiserver, TunnelRoutes
+## applied with kubectl, a pod's outbound TCP captured and tunneled, the policy changed live, and
+## the injection webhook; then everything it started is stopped.
+demo: deps build e2e-bins
+	bash docs/demo-kubernetes.sh
+
+## demo-loopback: the tunnel alone on loopback: no Kubernetes, no root.
+demo-loopback: deps build
 	bash docs/demo.sh
 
 ## test: install what the tests need, then run every test.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: Warren end to end on loopback, with throwaway certificates.
+# `make demo-loopback`: Warren end to end on loopback, with throwaway certificates (no Kubernetes,
+# no root; `make demo` runs the Kubernetes demo, docs/demo-kubernetes.sh).
 #   application ──TCP──▶ warren client ══mTLS, destination in the ClientHello══▶ warren server ──TCP──▶ echo
 # It shows bytes flowing through an allowed route, a destination denied by a route, the log
 # lines and metrics that explain both, then stops everything it started.

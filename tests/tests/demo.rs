@@ -1,4 +1,4 @@
-//! `make demo` keeps working: the script runs end to end and shows what it promises.
+//! `make demo-loopback` keeps working: the script runs end to end and shows what it promises.
 
 use std::process::Command;
 
