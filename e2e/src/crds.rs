@@ -21,16 +21,20 @@ pub fn install_crds(cluster: &TestCluster) -> anyhow::Result<()> {
                     "kubectl apply did not mention tunnelroutes.warren.dev:\n{apply}"
                 ));
             }
-            cluster
-                .kubectl(&[
-                    "wait",
-                    "--for=condition=Established",
-                    "crd/tunnelroutes.warren.dev",
-                    "--timeout=60s",
-                ])
-                .map(drop)
-                .map_err(|e| e.to_string())
+            wait_established(cluster).map_err(|e| e.to_string())
         })
         .clone()
         .map_err(|e| anyhow::anyhow!("installing {CRDS}: {e}"))
+}
+
+/// Waits until the API server serves the TunnelRoute CRD (after an apply or an update).
+pub fn wait_established(cluster: &TestCluster) -> Result<(), crate::Error> {
+    cluster
+        .kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/tunnelroutes.warren.dev",
+            "--timeout=60s",
+        ])
+        .map(drop)
 }

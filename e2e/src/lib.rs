@@ -23,6 +23,6 @@ mod paths;
 mod process;
 
 pub use cluster::{TestCluster, shared};
-pub use crds::{CRDS, install_crds};
+pub use crds::{CRDS, install_crds, wait_established};
 pub use error::Error;
 pub use paths::bin_dir;

@@ -4,6 +4,8 @@
 //! logged in with the chart's ServiceAccount tokens, lead, validate routes, answer injection
 //! reviews with the chart's certificate, and sync.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -105,12 +107,7 @@ async fn the_chart_installs_upgrades_and_its_rbac_runs_warren() -> Result<()> {
         ])
     };
     install("install")?;
-    cluster.kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/tunnelroutes.warren.dev",
-        "--timeout=60s",
-    ])?;
+    warren_e2e::wait_established(&cluster)?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let secret_name = "w-warren-operator-webhook-tls";
     let first = secrets.get(secret_name).await?.data.context("no data")?;
@@ -268,21 +265,7 @@ async fn the_chart_installs_upgrades_and_its_rbac_runs_warren() -> Result<()> {
     let token = cluster.kubectl(&["create", "token", "w-warren-server", "-n", &ns])?;
     token_kubeconfig(&cluster, token.trim(), &server_config)?;
     let pki = Pki::new();
-    let metrics: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
-    let mut command = std::process::Command::new(warren_bin());
-    command
-        .arg("server")
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .arg("--cert")
-        .arg(&pki.server.cert)
-        .arg("--key")
-        .arg(&pki.server.key)
-        .arg("--client-ca")
-        .arg(&pki.server.ca)
-        .args(["--policy-source", "kubernetes"])
-        .args(["--metrics-addr", &metrics.to_string()])
-        .env("KUBECONFIG", &server_config);
-    let mut server = Proc::spawn("warren-server", command, dir.path());
+    let (mut server, _, metrics) = support::start_server(&pki, &server_config, &[]);
     // Ready means its first list of TunnelRoutes, cluster-wide, succeeded.
     wait_ready(&mut server, metrics);
 

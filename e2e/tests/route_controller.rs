@@ -283,12 +283,7 @@ async fn a_route_this_version_cannot_decode_is_reported_and_the_rest_reconciled(
         "the action enum moved in the CRD; update this test"
     );
     cluster.kubectl_stdin(&["apply", "-f", "-"], Some(newer.as_bytes()))?;
-    cluster.kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/tunnelroutes.warren.dev",
-        "--timeout=60s",
-    ])?;
+    warren_e2e::wait_established(&cluster)?;
     let client = cluster.client().await?;
     let namespace = cluster.namespace(&client, "controller-newer").await?;
     let future = serde_json::json!({

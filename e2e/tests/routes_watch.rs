@@ -226,12 +226,7 @@ async fn an_object_this_version_cannot_decode_does_not_stall_the_watch() -> Resu
         "the action enum moved in the CRD; update this test"
     );
     cluster.kubectl_stdin(&["apply", "-f", "-"], Some(newer.as_bytes()))?;
-    cluster.kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/tunnelroutes.warren.dev",
-        "--timeout=60s",
-    ])?;
+    warren_e2e::wait_established(&cluster)?;
     let client = cluster.client().await?;
     let ns = cluster.namespace(&client, "watch-newer").await?;
     let future = serde_json::json!({

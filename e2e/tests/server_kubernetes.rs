@@ -11,42 +11,12 @@ use anyhow::{Context, Result};
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use support::proxy::ApiProxy;
+use support::start_server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use warren_operator::api::TunnelRoute;
 use warren_tests::echo::spawn_echo;
-use warren_tests::process::{Proc, free_port, warren_bin};
 use warren_tests::tunnel::{Pki, http_get, ping_through, start_client_with, wait_ready};
-
-/// Starts `warren server --policy-source kubernetes` with `kubeconfig` and `extra` flags.
-fn start_server(
-    pki: &Pki,
-    kubeconfig: &std::path::Path,
-    extra: &[&str],
-) -> (Proc, std::net::SocketAddr, std::net::SocketAddr) {
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut command = std::process::Command::new(warren_bin());
-    command
-        .args([
-            "server",
-            "--listen",
-            &addr.to_string(),
-            "--metrics-addr",
-            &admin.to_string(),
-        ])
-        .arg("--cert")
-        .arg(&pki.server.cert)
-        .arg("--key")
-        .arg(&pki.server.key)
-        .arg("--client-ca")
-        .arg(&pki.server.ca)
-        .args(["--policy-source", "kubernetes"])
-        .args(extra)
-        .env("KUBECONFIG", kubeconfig)
-        .env("RUST_LOG", "info");
-    (Proc::spawn("server", command, pki.path()), addr, admin)
-}
 
 /// Waits until `ping_through(entry)` equals `want`; returns how long it took.
 async fn until(entry: std::net::SocketAddr, want: bool, limit: Duration) -> Duration {

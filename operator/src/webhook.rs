@@ -12,6 +12,7 @@ pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use http_body_util::{BodyExt, Full, Limited};
@@ -32,6 +33,10 @@ pub const PATH: &str = "/inject";
 
 /// Reviews are Pods; the API server's own request limit is 3 MiB.
 const MAX_BODY: usize = 8 << 20;
+
+/// A client that has not finished its handshake by then is dropped, so that idle connections
+/// cannot pile up.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What answering a review needs.
 pub struct Webhook {
@@ -74,16 +79,21 @@ pub async fn serve(
                 Err(error) => {
                     // Out of descriptors, typically: back off instead of spinning.
                     tracing::warn!(%error, "webhook accept");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             };
             let (acceptor, webhook) = (acceptor.clone(), webhook.clone());
             tokio::spawn(async move {
-                let tls = match acceptor.accept(tcp).await {
-                    Ok(tls) => tls,
-                    Err(error) => {
+                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(error)) => {
                         tracing::debug!(%peer, %error, "webhook TLS handshake");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "webhook TLS handshake timed out");
                         return;
                     }
                 };
