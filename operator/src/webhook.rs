@@ -212,7 +212,13 @@ async fn review(webhook: &Webhook, body: &[u8]) -> Result<AdmissionResponse, Nam
         },
     };
     webhook.metrics.injections.with_label_values(&[label]).inc();
-    tracing::info!(pod = %format!("{namespace}/{pod_name}"), outcome = label, dry_run = request.dry_run, "injection review");
+    let subject = format!("{namespace}/{pod_name}");
+    // Every pod of every selected namespace comes here; only the ones that asked are news.
+    if label == "not_requested" {
+        tracing::debug!(pod = %subject, outcome = label, dry_run = request.dry_run, "injection review");
+    } else {
+        tracing::info!(pod = %subject, outcome = label, dry_run = request.dry_run, "injection review");
+    }
     Ok(response)
 }
 
