@@ -12,6 +12,8 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 const RECORD: usize = 16 * 1024 + 1;
 /// The additional data of such a record: its header.
 const HEADER: [u8; 5] = [23, 3, 3, 0x40, 0x11];
+/// Bytes in a GiB.
+pub const GIB: f64 = (1u64 << 30) as f64;
 
 /// Seconds per GiB to seal, and to open, `gib` GiB of records.
 pub struct AeadCost {
@@ -25,7 +27,7 @@ pub struct AeadCost {
 pub fn measure(gib: f64) -> anyhow::Result<AeadCost> {
     let key = UnboundKey::new(&AES_256_GCM, &[0x42; 32]).map_err(|_| anyhow!("AES-256 key"))?;
     let key = LessSafeKey::new(key);
-    let records = ((gib * (1u64 << 30) as f64) / RECORD as f64).ceil() as u64;
+    let records = (gib * GIB / RECORD as f64).ceil() as u64;
     let mut record = vec![0x17u8; RECORD + AES_256_GCM.tag_len()];
     let (mut sealing, mut opening) = (Duration::ZERO, Duration::ZERO);
     for sequence in 0..records {
@@ -41,7 +43,7 @@ pub fn measure(gib: f64) -> anyhow::Result<AeadCost> {
             .map_err(|_| anyhow!("open failed: the record did not verify"))?;
         opening += started.elapsed();
     }
-    let moved = (records * RECORD as u64) as f64 / (1u64 << 30) as f64;
+    let moved = (records * RECORD as u64) as f64 / GIB;
     Ok(AeadCost {
         seal: sealing.as_secs_f64() / moved,
         open: opening.as_secs_f64() / moved,

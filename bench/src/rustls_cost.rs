@@ -12,7 +12,7 @@ use anyhow::{Context, anyhow};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
 
-use crate::aead::AeadCost;
+use crate::aead::{AeadCost, GIB};
 
 /// Bytes per write, as Warren's relay reads them.
 const CHUNK: usize = 128 * 1024;
@@ -23,7 +23,7 @@ pub fn measure(gib: f64) -> anyhow::Result<AeadCost> {
     let plaintext = vec![0x17u8; CHUNK];
     let mut received = vec![0u8; CHUNK];
     let mut wire = Vec::with_capacity(2 * CHUNK);
-    let chunks = ((gib * (1u64 << 30) as f64) / CHUNK as f64).ceil() as u64;
+    let chunks = (gib * GIB / CHUNK as f64).ceil() as u64;
     let (mut sealing, mut opening) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..chunks {
         // rustls takes at most its buffer limit (64 KiB) per write, as under tokio-rustls.
@@ -59,7 +59,7 @@ pub fn measure(gib: f64) -> anyhow::Result<AeadCost> {
             }
         }
     }
-    let moved = (chunks * CHUNK as u64) as f64 / (1u64 << 30) as f64;
+    let moved = (chunks * CHUNK as u64) as f64 / GIB;
     Ok(AeadCost {
         seal: sealing.as_secs_f64() / moved,
         open: opening.as_secs_f64() / moved,

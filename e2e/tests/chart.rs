@@ -27,7 +27,7 @@ use warren_tests::tunnel::{Pki, wait_ready};
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/warren");
 const RELEASE: &str = "w";
 
-/// Every rendered object as (kind, name).
+/// Every rendered object as (kind, name, object).
 fn objects(rendered: &str) -> Result<Vec<(String, String, serde_yaml::Value)>> {
     let mut objects = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(rendered) {
@@ -36,7 +36,8 @@ fn objects(rendered: &str) -> Result<Vec<(String, String, serde_yaml::Value)>> {
         else {
             continue;
         };
-        objects.push((kind.to_owned(), name.to_owned(), value.clone()));
+        let (kind, name) = (kind.to_owned(), name.to_owned());
+        objects.push((kind, name, value));
     }
     Ok(objects)
 }

@@ -82,14 +82,12 @@ pub fn pod_wish(pod: &Pod) -> Result<Option<Wish>, String> {
 /// rather than letting it run without the tunnel it asked for.
 pub fn inject(pod: &Pod, config: &InjectConfig) -> Result<Outcome, String> {
     let spec = pod.spec.as_ref().ok_or("the pod has no spec")?;
-    let containers = spec
+    let injected = spec
         .containers
         .iter()
-        .chain(spec.init_containers.iter().flatten());
-    if containers
-        .clone()
-        .any(|c| c.name == INIT_CONTAINER || c.name == PROXY_CONTAINER)
-    {
+        .chain(spec.init_containers.iter().flatten())
+        .any(|c| c.name == INIT_CONTAINER || c.name == PROXY_CONTAINER);
+    if injected {
         return Ok(Outcome::AlreadyInjected);
     }
     if spec.host_network == Some(true) {
