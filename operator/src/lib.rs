@@ -9,6 +9,8 @@
 //! - [`inject`]: what the injection webhook adds to a pod that asks for Warren.
 //! - [`webhook`]: serves [`inject`] to the API server as a mutating admission webhook.
 //! - [`routes_watch`]: TunnelRoutes watched live and compiled, for the tunnel server.
+//! - [`reload`]: values rebuilt when their files change (certificates, policy files), shared
+//!   with the tunnel.
 //! - [`crd_yaml`]: the generated CRD manifest (`crds/` holds it; a test keeps it in sync).
 #![forbid(unsafe_code)]
 
@@ -18,6 +20,7 @@ pub mod controller;
 pub mod inject;
 pub mod leader;
 pub mod metrics;
+pub mod reload;
 pub mod replica;
 pub mod routes_watch;
 pub mod webhook;

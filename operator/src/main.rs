@@ -149,7 +149,7 @@ async fn serve_webhook(
         tracing::info!("no --webhook-cert: injection webhook off");
         return Ok(());
     };
-    let tls = webhook::tls::server_config(CertFiles { cert, key }, shutdown.clone())
+    let tls = webhook::tls::server_config(CertFiles { cert, key })
         .context("--webhook-cert/--webhook-key")?;
     let config = InjectConfig {
         image: args.proxy_image,

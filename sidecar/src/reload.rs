@@ -1,8 +1,4 @@
-//! Rebuilds a value when the files it is built from change on disk.
-//!
-//! Files are polled rather than watched with inotify: Kubernetes mounts Secrets and ConfigMaps
-//! through symlink swaps that inotify watches on the file itself miss, and a poll of a few small
-//! files every couple of seconds costs nothing.
+//! File reloading ([`warren_operator::reload`]), counted in this process's metrics.
 
 use std::fmt::Display;
 use std::path::PathBuf;
@@ -10,13 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+pub use warren_operator::reload::Subject;
 
-/// What a reloaded value is for, in logs and metrics (`tls`, `policy`).
-pub type Subject = &'static str;
-
-/// Builds the value once (an error here is the caller's start-up error), then keeps rebuilding
-/// it whenever the content of one of `paths` changes. A rebuild that fails keeps the last good
-/// value and logs why.
+/// [`warren_operator::reload::watch_files`], each rebuild counted in
+/// `warren_reloads_total{subject, result}`.
 pub fn watch_files<T, E, F>(
     subject: Subject,
     paths: Vec<PathBuf>,
@@ -28,45 +21,10 @@ where
     E: Display + Send + 'static,
     F: Fn() -> Result<T, E> + Send + 'static,
 {
-    let mut seen = snapshot(&paths);
-    let (tx, rx) = watch::channel(Arc::new(build()?));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if tx.is_closed() {
-                return;
-            }
-            let now = snapshot(&paths);
-            if now == seen {
-                continue;
-            }
-            seen = now;
-            match build() {
-                Ok(value) => {
-                    tx.send_replace(Arc::new(value));
-                    crate::metrics::get()
-                        .reloads
-                        .with_label_values(&[subject, "ok"])
-                        .inc();
-                    tracing::info!(subject, "reloaded from changed files");
-                }
-                Err(error) => {
-                    crate::metrics::get()
-                        .reloads
-                        .with_label_values(&[subject, "error"])
-                        .inc();
-                    tracing::error!(subject, %error, "reload failed; keeping the last good version");
-                }
-            }
-        }
-    });
-    Ok(rx)
-}
-
-/// The files' contents (None where unreadable): comparing contents, not mtimes, catches
-/// same-second rewrites and symlink swaps alike.
-fn snapshot(paths: &[PathBuf]) -> Vec<Option<Vec<u8>>> {
-    paths.iter().map(|p| std::fs::read(p).ok()).collect()
+    warren_operator::reload::watch_files(subject, paths, interval, build, move |ok| {
+        crate::metrics::get()
+            .reloads
+            .with_label_values(&[subject, if ok { "ok" } else { "error" }])
+            .inc();
+    })
 }

@@ -2,8 +2,8 @@
 //! tools rotate it in place, and the API server must keep trusting the webhook without a restart.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use rustls::ServerConfig;
@@ -12,7 +12,9 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::watch;
+
+use crate::reload;
 
 /// How often the certificate files are checked for changes.
 const RELOAD_EVERY: Duration = Duration::from_secs(10);
@@ -28,72 +30,47 @@ pub struct CertFiles {
 
 /// Serves whichever certificate was loaded last.
 #[derive(Debug)]
-struct Current(RwLock<Arc<CertifiedKey>>);
+struct Current(watch::Receiver<Arc<CertifiedKey>>);
 
 impl ResolvesServerCert for Current {
     fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.0.read().ok().map(|key| key.clone())
+        Some(self.0.borrow().clone())
     }
 }
 
 /// A TLS configuration for the webhook (HTTP/1.1, no client certificates); the files are
-/// checked every ten seconds until `shutdown`, and a broken update keeps the last good pair.
-pub fn server_config(
-    files: CertFiles,
-    shutdown: CancellationToken,
-) -> anyhow::Result<Arc<ServerConfig>> {
+/// checked every ten seconds while the configuration is in use, and a broken update keeps the
+/// last good pair.
+pub fn server_config(files: CertFiles) -> anyhow::Result<Arc<ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let current = Arc::new(Current(RwLock::new(load(&files, &provider)?)));
-    let mut config = ServerConfig::builder_with_provider(provider.clone())
+    let current = Current(watch(files, provider.clone())?);
+    let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
         .with_no_client_auth()
-        .with_cert_resolver(current.clone());
+        .with_cert_resolver(Arc::new(current));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    tokio::spawn(watch(files, provider, current, shutdown));
     Ok(Arc::new(config))
 }
 
-/// Reloads the pair into `current` whenever either file's modification time changes.
-async fn watch(
+/// The pair, reloaded whenever either file's content changes.
+fn watch(
     files: CertFiles,
     provider: Arc<CryptoProvider>,
-    current: Arc<Current>,
-    shutdown: CancellationToken,
-) {
-    let mut seen = modified(&files);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(RELOAD_EVERY) => {}
-        }
-        let now = modified(&files);
-        if now == seen {
-            continue;
-        }
-        match load(&files, &provider) {
-            Ok(key) => {
-                if let Ok(mut slot) = current.0.write() {
-                    *slot = key;
-                }
-                seen = now;
-                tracing::info!(cert = %files.cert.display(), "webhook certificate reloaded");
-            }
-            // `seen` stays, so a half-written pair is retried at the next check.
-            Err(error) => {
-                tracing::warn!(error = %format!("{error:#}"), "webhook certificate not reloaded")
-            }
-        }
-    }
-}
-
-/// The modification times of both files, `None` where unreadable.
-fn modified(files: &CertFiles) -> [Option<SystemTime>; 2] {
-    [&files.cert, &files.key].map(|path| path.metadata().and_then(|m| m.modified()).ok())
+) -> anyhow::Result<watch::Receiver<Arc<CertifiedKey>>> {
+    let paths = vec![files.cert.clone(), files.key.clone()];
+    reload::watch_files(
+        "webhook-tls",
+        paths,
+        RELOAD_EVERY,
+        move || load(&files, &provider).map_err(|e| format!("{e:#}")),
+        |_| {},
+    )
+    .map_err(anyhow::Error::msg)
 }
 
 /// Loads and checks the pair: the key must match the certificate.
-fn load(files: &CertFiles, provider: &CryptoProvider) -> anyhow::Result<Arc<CertifiedKey>> {
+fn load(files: &CertFiles, provider: &CryptoProvider) -> anyhow::Result<CertifiedKey> {
     let chain = read_certs(&files.cert)?;
     let key = PrivateKeyDer::from_pem_file(&files.key)
         .with_context(|| format!("{}: no usable private key", files.key.display()))?;
@@ -104,7 +81,7 @@ fn load(files: &CertFiles, provider: &CryptoProvider) -> anyhow::Result<Arc<Cert
             files.key.display()
         )
     })?;
-    Ok(Arc::new(key))
+    Ok(key)
 }
 
 /// Reads a PEM certificate chain.
@@ -136,8 +113,8 @@ mod tests {
         cert.der().to_vec()
     }
 
-    fn serving(current: &Current) -> Vec<u8> {
-        current.0.read().unwrap().cert[0].to_vec()
+    fn serving(current: &watch::Receiver<Arc<CertifiedKey>>) -> Vec<u8> {
+        current.borrow().cert[0].to_vec()
     }
 
     #[tokio::test(start_paused = true)]
@@ -149,14 +126,7 @@ mod tests {
         };
         let first = write_pair(&files, "first.example");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let current = Arc::new(Current(RwLock::new(load(&files, &provider).unwrap())));
-        let shutdown = CancellationToken::new();
-        tokio::spawn(watch(
-            files.clone(),
-            provider,
-            current.clone(),
-            shutdown.clone(),
-        ));
+        let current = watch(files.clone(), provider).unwrap();
         tokio::time::sleep(RELOAD_EVERY + Duration::from_secs(1)).await;
         assert_eq!(serving(&current), first, "unchanged files keep the pair");
 
@@ -175,7 +145,6 @@ mod tests {
             second,
             "a broken update keeps the last good pair"
         );
-        shutdown.cancel();
     }
 
     #[test]
