@@ -22,7 +22,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use warren_e2e::TestCluster;
 use warren_operator::api::TunnelRoute;
 use warren_tests::process::{Proc, free_port, warren_bin};
-use warren_tests::tunnel::{Pki, wait_ready};
+use warren_tests::tunnel::{Pki, http_get, wait_ready};
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/warren");
 const RELEASE: &str = "w";
@@ -43,6 +43,54 @@ fn objects(rendered: &str) -> Result<Vec<(String, String, serde_yaml::Value)>> {
 }
 
 /// A kubeconfig that logs in with `token`.
+/// The webhook as the API server would call it, through curl.
+struct CurlWebhook {
+    host: String,
+    port: u16,
+    ca: std::path::PathBuf,
+}
+
+impl CurlWebhook {
+    /// Sends the review of a Pod CREATE in `namespace` with `annotations`; returns the answer.
+    fn review(&self, namespace: &str, annotations: serde_json::Value) -> Result<serde_json::Value> {
+        let review = serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "e2e",
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "operation": "CREATE",
+                "namespace": namespace,
+                "name": "app",
+                "userInfo": {},
+                "object": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": "app", "namespace": namespace, "annotations": annotations},
+                    "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+                },
+            },
+        });
+        let (host, port) = (&self.host, self.port);
+        let output = std::process::Command::new("curl")
+            .args(["--silent", "--show-error", "--fail", "--max-time", "10"])
+            .arg("--cacert")
+            .arg(&self.ca)
+            .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+            .args(["-H", "Content-Type: application/json", "--data-binary"])
+            .arg(review.to_string())
+            .arg(format!("https://{host}:{port}/inject"))
+            .output()
+            .context("running curl")?;
+        let body = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            bail!("curl: {}{body}", String::from_utf8_lossy(&output.stderr));
+        }
+        serde_json::from_str(&body).with_context(|| format!("the webhook's answer: {body}"))
+    }
+}
+
 fn token_kubeconfig(cluster: &TestCluster, token: &str, path: &std::path::Path) -> Result<()> {
     let ca = cluster.dir().join("pki/ca.crt");
     let text = format!(
@@ -210,54 +258,38 @@ async fn the_chart_installs_upgrades_and_its_rbac_runs_warren() -> Result<()> {
         Some("chart-operator")
     );
     // The webhook, with the chart's certificate, reached under the Service's name by curl (the
-    // API server would resolve the Service; nothing does here); reading the namespace of a pod
-    // that does not ask takes the chart's `get namespaces`.
-    let host = format!("w-warren-operator.{ns}.svc");
+    // API server would resolve the Service; nothing does here).
+    let webhook = CurlWebhook {
+        host: format!("w-warren-operator.{ns}.svc"),
+        port: webhook_port,
+        ca: ca.clone(),
+    };
     for (annotations, patched) in [
         (serde_json::json!({}), false),
         (serde_json::json!({"warren.dev/inject": "enabled"}), true),
     ] {
-        let review = serde_json::json!({
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": "e2e",
-                "kind": {"group": "", "version": "v1", "kind": "Pod"},
-                "resource": {"group": "", "version": "v1", "resource": "pods"},
-                "operation": "CREATE",
-                "namespace": ns,
-                "name": "app",
-                "userInfo": {},
-                "object": {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "metadata": {"name": "app", "namespace": ns, "annotations": annotations},
-                    "spec": {"containers": [{"name": "app", "image": "app:1"}]},
-                },
-            },
-        });
-        let output = std::process::Command::new("curl")
-            .args(["--silent", "--show-error", "--fail", "--max-time", "10"])
-            .arg("--cacert")
-            .arg(&ca)
-            .args(["--resolve", &format!("{host}:{webhook_port}:127.0.0.1")])
-            .args(["-H", "Content-Type: application/json", "--data-binary"])
-            .arg(review.to_string())
-            .arg(format!("https://{host}:{webhook_port}/inject"))
-            .output()
-            .context("running curl")?;
-        let body = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "curl: {}{body}\n{}",
-            String::from_utf8_lossy(&output.stderr),
-            operator.log()
-        );
-        let answer: serde_json::Value = serde_json::from_str(&body)?;
-        assert_eq!(answer["response"]["allowed"], true, "{body}");
+        let answer = webhook
+            .review(&ns, annotations)
+            .with_context(|| operator.log())?;
+        assert_eq!(answer["response"]["allowed"], true, "{answer}");
         // kube-rs writes the patch as an array of bytes, which the API server reads as well as
         // base64 (e2e/tests/injection.rs).
-        assert_eq!(!answer["response"]["patch"].is_null(), patched, "{body}");
+        assert_eq!(!answer["response"]["patch"].is_null(), patched, "{answer}");
+    }
+    // A pod that does not ask makes the webhook read its namespace: from the namespace watch
+    // that the chart's `list`/`watch` on namespaces allows, once it has listed them.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !http_get(admin, "/metrics")
+        .contains("warren_operator_namespace_lookups_total{source=\"watch\"}")
+    {
+        if Instant::now() > deadline {
+            bail!(
+                "no namespace read from the watch in 15 s\n{}",
+                operator.log()
+            );
+        }
+        webhook.review(&ns, serde_json::json!({}))?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let log = operator.log();
     assert!(!log.contains("Forbidden"), "{log}");

@@ -270,6 +270,34 @@ async fn check(
         .await?;
     assert!(init_names(&meshed.get("opts-out").await?).is_empty());
 
+    // The namespace changes its mind: the webhook follows its namespace watch, and pods created
+    // from then on are left alone (dry-run: the webhook is called, nothing is stored).
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            meshed_ns,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({
+                "metadata": {"annotations": {"warren.dev/inject": "disabled"}}
+            })),
+        )
+        .await?;
+    let mut followed = false;
+    for _ in 0..50 {
+        let probe = meshed
+            .create(&dry_run, &pod("after-change", &[], false)?)
+            .await?;
+        let from_watch = http_get(admin, "/metrics")
+            .contains("warren_operator_namespace_lookups_total{source=\"watch\"}");
+        if init_names(&probe).is_empty() && from_watch {
+            followed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if !followed {
+        bail!("the namespace's new annotation was not read from the watch within 10 s");
+    }
+
     // A malformed annotation is refused with its reason, not run without the tunnel.
     let refused = plain
         .create(

@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use warren_operator::inject::InjectConfig;
+use warren_operator::webhook::namespaces::NamespaceAnnotations;
 use warren_operator::webhook::{self, Webhook, tls::CertFiles};
 use warren_operator::{admin, leader, metrics::Metrics, replica};
 
@@ -164,7 +165,11 @@ async fn serve_webhook(
     };
     let webhook = Arc::new(Webhook {
         config,
-        namespaces: kube::Api::all(client.clone()),
+        namespaces: NamespaceAnnotations::watch(
+            kube::Api::all(client.clone()),
+            metrics.clone(),
+            shutdown.clone(),
+        ),
         metrics: metrics.clone(),
     });
     let bound = webhook::serve(args.webhook_addr, tls, webhook, shutdown.clone()).await?;

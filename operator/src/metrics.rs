@@ -13,6 +13,9 @@ pub struct Metrics {
     pub leader: IntGauge,
     /// Injection reviews by outcome (`injected`, `not_requested`, `refused`, `error`, ...).
     pub injections: IntCounterVec,
+    /// Namespace annotation lookups by source (`watch`, or `api` when the watch had not seen
+    /// the namespace).
+    pub namespace_lookups: IntCounterVec,
 }
 
 // === impl Metrics ===
@@ -55,12 +58,24 @@ impl Metrics {
         registry
             .register(Box::new(injections.clone()))
             .expect("once");
+        let namespace_lookups = IntCounterVec::new(
+            Opts::new(
+                "namespace_lookups_total",
+                "Namespace annotation lookups of the injection webhook by source.",
+            ),
+            &["source"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(namespace_lookups.clone()))
+            .expect("once");
         Metrics {
             registry,
             reconciliations,
             reconcile_seconds,
             leader,
             injections,
+            namespace_lookups,
         }
     }
 

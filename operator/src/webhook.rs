@@ -5,9 +5,11 @@
 //! A pod asks with the annotation `warren.dev/inject: enabled`, or inherits it from its
 //! namespace's annotation; the pod's own `disabled` wins. A pod that asked but cannot be
 //! injected as written (a malformed `warren.dev/` annotation) is refused with the reason: running
-//! it without the tunnel it asked for would be silent. When the namespace cannot be read, the
-//! webhook answers 500, and the webhook configuration's `failurePolicy` decides.
+//! it without the tunnel it asked for would be silent. Namespace annotations come from a watch
+//! ([`namespaces`]); when a namespace cannot be read at all, the webhook answers 500, and the
+//! webhook configuration's `failurePolicy` decides.
 
+pub mod namespaces;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -18,8 +20,7 @@ use anyhow::Context;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::Api;
+use k8s_openapi::api::core::v1::Pod;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::inject::{self, InjectConfig, Outcome, Wish, annotations};
 use crate::metrics::Metrics;
+use namespaces::NamespaceAnnotations;
 
 /// The path the API server posts reviews to.
 pub const PATH: &str = "/inject";
@@ -43,7 +45,7 @@ pub struct Webhook {
     /// What injected containers are made of.
     pub config: InjectConfig,
     /// Where namespace annotations are read.
-    pub namespaces: Api<Namespace>,
+    pub namespaces: NamespaceAnnotations,
     /// Counts outcomes.
     pub metrics: Arc<Metrics>,
 }
@@ -233,17 +235,17 @@ async fn wish(
         Ok(Some(wish)) => return Ok(Ok(wish)),
         Ok(None) => {}
     }
-    let metadata = webhook
-        .namespaces
-        .get_metadata(namespace)
-        .await
-        .map_err(|source| NamespaceUnreadable {
-            namespace: namespace.to_owned(),
-            source,
-        })?;
-    Ok(annotations::inject_wish(
-        metadata.metadata.annotations.as_ref(),
-        &format!("namespace {namespace}"),
+    let annotations =
+        webhook
+            .namespaces
+            .get(namespace)
+            .await
+            .map_err(|source| NamespaceUnreadable {
+                namespace: namespace.to_owned(),
+                source,
+            })?;
+    Ok(
+        annotations::inject_wish(Some(&annotations), &format!("namespace {namespace}"))
+            .map(|wish| wish.unwrap_or(Wish::Disabled)),
     )
-    .map(|wish| wish.unwrap_or(Wish::Disabled)))
 }
