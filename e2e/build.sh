@@ -26,8 +26,11 @@ export CGO_ENABLED=0 GOTOOLCHAIN="${GOTOOLCHAIN:-local}" GOFLAGS="-mod=readonly 
 # A build cache of its own, removed once the binaries exist: Kubernetes leaves ~3 GB of objects
 # behind, which only a rebuild of the same key (never needed, the binaries are kept) would reuse,
 # and which a clean CI machine may not have the disk for.
-export GOCACHE="$cache/e2e/go-build"
-trap 'rm -rf "$GOCACHE"' EXIT
+# A GOCACHE set by the caller is theirs to keep.
+if [ -z "${GOCACHE:-}" ]; then
+  export GOCACHE="$cache/e2e/go-build"
+  trap 'rm -rf "$GOCACHE"' EXIT
+fi
 # The image installs Go in /usr/local/go; a login-less environment may not have it on PATH.
 command -v go >/dev/null || [ ! -x /usr/local/go/bin/go ] || PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || { echo "e2e/build.sh: go not found on PATH (need Go >= 1.26)" >&2; exit 1; }
