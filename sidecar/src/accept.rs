@@ -2,32 +2,68 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::metrics;
+
 /// Accepts connections and spawns `handle` for each until `shutdown` is cancelled; then closes
 /// the listener and waits up to `drain` for the spawned connections to finish.
+///
+/// At most `max_connections` are handled at once. At the limit the loop stops accepting until
+/// one finishes, so that new connections wait in the kernel's listen backlog (and beyond it are
+/// refused by the kernel) rather than being accepted and then failed for want of descriptors.
 pub async fn serve<F, Fut>(
     listener: TcpListener,
     shutdown: CancellationToken,
     drain: Duration,
+    max_connections: usize,
     mut handle: F,
 ) where
     F: FnMut(TcpStream, SocketAddr) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let connections = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(max_connections));
+    // Logged once per stretch at the limit, not once per connection while it lasts.
+    let mut at_limit = false;
     loop {
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => {
+                at_limit = false;
+                slot
+            }
+            Err(_) => {
+                if !at_limit {
+                    tracing::warn!(
+                        max_connections,
+                        "connection limit reached; new connections wait until one closes"
+                    );
+                }
+                at_limit = true;
+                metrics::get().connection_limit_reached.inc();
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+                }
+            }
+        };
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok((tcp, peer)) => {
-                connections.spawn(handle(tcp, peer));
+                let connection = handle(tcp, peer);
+                connections.spawn(async move {
+                    connection.await;
+                    drop(slot);
+                });
             }
             Err(error) => {
                 // EMFILE and friends: back off instead of spinning on the error.

@@ -65,6 +65,12 @@ pub struct CommonArgs {
     #[arg(long, env = "WARREN_RELOAD_INTERVAL", value_parser = parse_duration, default_value = "2s")]
     pub reload_interval: Duration,
 
+    /// Handle at most this many connections at once; more wait in the listen backlog until one
+    /// closes. Default: as many as the open-files limit holds (two sockets each, after raising
+    /// the soft limit to the hard one).
+    #[arg(long, env = "WARREN_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+
     /// Also allow TLS 1.2 (TLS 1.3 only by default; nothing older is ever allowed).
     #[arg(long, env = "WARREN_ALLOW_TLS12")]
     pub allow_tls12: bool,

@@ -45,6 +45,8 @@ pub struct Client {
     pub mode: Mode,
     /// Time limits.
     pub timeouts: Timeouts,
+    /// Connections handled at once, at most.
+    pub max_connections: usize,
 }
 
 // === impl Client ===
@@ -66,6 +68,7 @@ impl Client {
             self.listener,
             shutdown,
             self.timeouts.drain,
+            self.max_connections,
             move |tcp, peer| connection::handle(tcp, peer, tls.borrow().clone(), shared.clone()),
         )
         .await;

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod client;
 pub mod connect;
 pub mod init;
+pub mod limits;
 pub mod metrics;
 pub mod policy;
 pub mod relay;

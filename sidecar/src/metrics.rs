@@ -3,7 +3,8 @@
 use std::sync::OnceLock;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// Every metric Warren exports. One instance per process, from [`get`].
@@ -13,6 +14,8 @@ pub struct Metrics {
     pub accepted: IntCounterVec,
     /// Connections being handled now.
     pub active: IntGauge,
+    /// Times the accept loop stopped at `--max-connections`.
+    pub connection_limit_reached: IntCounter,
     /// Connections finished, by role and outcome.
     pub closed: IntCounterVec,
     /// Bytes relayed, by direction: `outbound` (application → destination) and `inbound`.
@@ -54,6 +57,13 @@ impl Metrics {
                 .expect("registered once");
             c
         };
+        let single_counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("registered once");
+            c
+        };
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
             registry
@@ -80,6 +90,10 @@ impl Metrics {
                 &["role"],
             ),
             active: gauge("connections_active", "Connections being handled now."),
+            connection_limit_reached: single_counter(
+                "connection_limit_reached_total",
+                "Times accepting paused at the connection limit until a connection closed.",
+            ),
             closed: counter(
                 "connections_closed_total",
                 "Connections finished, by outcome.",

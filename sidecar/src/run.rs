@@ -18,7 +18,7 @@ use crate::client::{Client, Mode};
 use crate::policy::{ConnectPolicy, RoutesPolicy, StaticPolicy};
 use crate::server::Server;
 use crate::tls::TlsFiles;
-use crate::{Timeouts, reload, shutdown, telemetry, tls};
+use crate::{Timeouts, limits, reload, shutdown, telemetry, tls};
 
 /// How the process ends.
 #[derive(Debug)]
@@ -63,6 +63,32 @@ fn timeouts(common: &CommonArgs) -> Timeouts {
         idle: common.idle_timeout,
         drain: common.drain_timeout,
     }
+}
+
+/// `--max-connections`, else what the (raised) open-files limit holds.
+fn max_connections(common: &CommonArgs) -> usize {
+    let open_files = limits::raise_open_files();
+    let (max, source) = match common.max_connections {
+        Some(max) => (
+            usize::try_from(max).unwrap_or(usize::MAX),
+            "--max-connections",
+        ),
+        None => (limits::max_connections_for(open_files), "open-files limit"),
+    };
+    tracing::info!(
+        max_connections = max,
+        source,
+        open_files,
+        "connection limit"
+    );
+    if max > limits::max_connections_for(open_files) {
+        tracing::warn!(
+            max_connections = max,
+            open_files,
+            "--max-connections is more than the open-files limit holds; accepts may fail with EMFILE"
+        );
+    }
+    max
 }
 
 /// Starts the admin listener if asked for, and the signal handler.
@@ -153,6 +179,7 @@ async fn run_server(args: ServerArgs) -> ExitStatus {
         policy,
         accept_plain,
         timeouts: timeouts(&args.common),
+        max_connections: max_connections(&args.common),
     };
     server.run(shutdown.clone()).await;
     shutdown.cancel();
@@ -212,6 +239,7 @@ async fn run_client(args: ClientArgs) -> ExitStatus {
         tls,
         mode,
         timeouts: timeouts(&args.common),
+        max_connections: max_connections(&args.common),
     };
     client.run(shutdown.clone()).await;
     shutdown.cancel();

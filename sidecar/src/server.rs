@@ -30,6 +30,8 @@ pub struct Server {
     pub accept_plain: bool,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// Connections handled at once, at most.
+    pub max_connections: usize,
 }
 
 // === impl Server ===
@@ -50,6 +52,7 @@ impl Server {
             self.listener,
             shutdown,
             self.timeouts.drain,
+            self.max_connections,
             move |tcp, peer| connection::handle(tcp, peer, tls.borrow().clone(), shared.clone()),
         )
         .await;

@@ -1,8 +1,9 @@
 //! Bad configuration gets one clear error line naming the flag or file, and exit code 2.
 
 use std::process::Command;
+use std::time::Duration;
 
-use warren_tests::process::{free_port, warren_bin};
+use warren_tests::process::{Proc, free_port, warren_bin};
 use warren_tests::tunnel::Pki;
 
 /// Runs `warren ARGS` to completion; returns (exit code, stderr).
@@ -97,4 +98,37 @@ fn bad_configuration_is_explained() {
     args.extend(["--connect", "127.0.0.1:9"]);
     let (code, stderr) = run(&args);
     assert_one_line_error(code, &stderr, &["--listen", &taken]);
+}
+
+/// A process started with a low soft open-files limit raises it to the hard limit, and without
+/// `--max-connections` accepts as many connections as that holds (two sockets each, 64 kept).
+#[test]
+fn raises_the_open_files_limit_and_sizes_the_connection_limit() {
+    let pki = Pki::new();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let cert = pki.server.cert.to_str().unwrap();
+    let key = pki.server.key.to_str().unwrap();
+    let mut command = Command::new("prlimit");
+    command
+        .arg("--nofile=256:4096")
+        .arg(warren_bin())
+        .args(server_args(&pki, &listen, cert, key))
+        .args(["--connect", "127.0.0.1:9"])
+        .env("RUST_LOG", "info");
+    let proc = Proc::spawn("server", command, pki.path());
+    let log = proc.wait_for_log("connection limit", Duration::from_secs(10));
+    assert!(
+        log.contains("max_connections=2016") && log.contains("open_files=4096"),
+        "{log}"
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", proc.pid())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        open_files.split_whitespace().collect::<Vec<_>>()[3..5],
+        ["4096", "4096"],
+        "{open_files}"
+    );
 }

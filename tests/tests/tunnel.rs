@@ -178,3 +178,63 @@ async fn sigterm_drains_live_connections() {
             .contains("drained: all connections finished")
     );
 }
+
+/// At `--max-connections`, a new connection waits unaccepted in the listen backlog until one
+/// closes, then goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_at_the_connection_limit() {
+    let echo = spawn_echo("127.0.0.1:0").await;
+    let pki = Pki::new();
+    let target = echo.to_string();
+    let server = start_server(
+        &pki,
+        ServerMode::Static(&target),
+        &["--max-connections", "2"],
+    );
+    let client = start_client(&pki, server.addr, &target, &[]);
+    let echoed = |mut tcp: TcpStream, message: &'static [u8]| async move {
+        tcp.write_all(message).await.unwrap();
+        let mut reply = vec![0u8; message.len()];
+        tcp.read_exact(&mut reply).await.map(|_| (tcp, reply))
+    };
+
+    let (first, reply) = echoed(TcpStream::connect(client.addr).await.unwrap(), b"one")
+        .await
+        .unwrap();
+    assert_eq!(reply, b"one");
+    let (_second, reply) = echoed(TcpStream::connect(client.addr).await.unwrap(), b"two")
+        .await
+        .unwrap();
+    assert_eq!(reply, b"two");
+
+    // The client accepts a third and starts its handshake, which the server leaves unanswered.
+    let third = tokio::spawn(echoed(
+        TcpStream::connect(client.addr).await.unwrap(),
+        b"three",
+    ));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !third.is_finished(),
+        "a third connection was served at --max-connections 2"
+    );
+    drop(first);
+    let (_third, reply) = tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .expect("the third connection was not served once the first closed")
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply, b"three");
+
+    let metrics = http_get(server.admin, "/metrics");
+    let pauses: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("warren_connection_limit_reached_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no limit counter in:\n{metrics}"));
+    assert!(pauses >= 1, "{metrics}");
+    assert!(
+        server.proc.log().contains("connection limit reached"),
+        "{}",
+        server.proc.log()
+    );
+}
