@@ -12,6 +12,9 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 /// the Kubernetes watch, certificate and policy files, the runtime's own.
 const RESERVED_FILES: u64 = 64;
 
+/// The usual soft limit, assumed should the real one be unreadable.
+const ASSUMED_FILES: u64 = 1024;
+
 /// Sockets per tunneled connection: the accepted one and the one to the next hop.
 const FILES_PER_CONNECTION: u64 = 2;
 
@@ -20,8 +23,8 @@ pub fn raise_open_files() -> u64 {
     let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok(limits) => limits,
         Err(error) => {
-            tracing::warn!(%error, "cannot read the open-files limit");
-            return RESERVED_FILES + FILES_PER_CONNECTION;
+            tracing::warn!(%error, "cannot read the open-files limit; assuming {ASSUMED_FILES}");
+            return ASSUMED_FILES;
         }
     };
     if soft >= hard {
